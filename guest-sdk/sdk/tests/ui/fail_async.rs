@@ -1,0 +1,6 @@
+#[fnhost_guest::export]
+async fn later() -> u8 {
+    1
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[fnhost_guest::export]
+unsafe fn danger() -> u8 {
+    1
+}
+
+fn main() {}
