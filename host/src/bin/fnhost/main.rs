@@ -1,0 +1,211 @@
+//! The `fnhost` binary: parse the command line, then either serve or act as a client.
+//!
+//! `serve` sets up tracing and the config, binds, and hands over to [`fnhost::run`]; the client
+//! commands (`deploy`, `call`, `list`, `remove`) live in `client.rs`. This is the only place
+//! that uses `anyhow`: errors print their cause chain, never a backtrace.
+
+mod client;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use fnhost::config::{Config, LimitOverrides};
+
+#[derive(Parser)]
+#[command(
+    name = "fnhost",
+    version,
+    about = "Run untrusted WebAssembly functions as JSON-RPC methods"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the host.
+    Serve(ServeArgs),
+    /// Upload a module and register it under a name.
+    Deploy {
+        /// The .wasm file.
+        file: PathBuf,
+        /// The name to register it under.
+        #[arg(long)]
+        name: String,
+        /// Fuel per call (default: the host's).
+        #[arg(long)]
+        fuel: Option<u64>,
+        /// Deadline per call in milliseconds (default: the host's).
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        /// Linear memory cap in MiB (default: the host's).
+        #[arg(long)]
+        memory_mib: Option<u64>,
+        #[command(flatten)]
+        remote: client::Remote,
+    },
+    /// Call a method: `fnhost call math.add 7 3` or `fnhost call directory.search --params '{"last_name":"Smith"}'`.
+    Call {
+        /// `<module>.<function>`.
+        method: String,
+        /// Positional params; each is read as JSON, or taken as a string when it is not JSON.
+        args: Vec<String>,
+        /// The whole params value as JSON (an array or an object); excludes ARGS.
+        #[arg(long, conflicts_with = "args")]
+        params: Option<String>,
+        #[command(flatten)]
+        remote: client::Remote,
+    },
+    /// List deployed modules.
+    List {
+        #[command(flatten)]
+        remote: client::Remote,
+    },
+    /// Remove a module and its history.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        remote: client::Remote,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7878", env = "FNHOST_LISTEN")]
+    listen: SocketAddr,
+    /// Where modules, names and compiled artifacts are stored.
+    #[arg(long, default_value = "fnhost-data", env = "FNHOST_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Deploy every `*.wasm` in this directory at start, named after the file (same bytes: no-op).
+    #[arg(long)]
+    deploy_dir: Option<PathBuf>,
+    /// Default fuel per call.
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Default deadline per call, in milliseconds.
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// Default linear memory cap per instance, in MiB.
+    #[arg(long)]
+    memory_mib: Option<u64>,
+    /// Calls running at once, in total; more get `busy`.
+    #[arg(long)]
+    max_concurrent_calls: Option<u32>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Deploy {
+            file,
+            name,
+            fuel,
+            timeout_ms,
+            memory_mib,
+            remote,
+        } => client::deploy(
+            &remote,
+            &file,
+            &name,
+            LimitOverrides {
+                fuel,
+                timeout_ms,
+                memory_mib,
+            },
+        ),
+        Command::Call {
+            method,
+            args,
+            params,
+            remote,
+        } => client::call(&remote, &method, &args, params.as_deref()),
+        Command::List { remote } => client::list(&remote),
+        Command::Remove { name, remote } => client::remove(&remote, &name),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let mut config = Config::new(&args.data_dir);
+    config.admin_token = std::env::var("FNHOST_ADMIN_TOKEN").ok();
+    let defaults = LimitOverrides {
+        fuel: args.fuel,
+        timeout_ms: args.timeout_ms,
+        memory_mib: args.memory_mib,
+    };
+    config.defaults = defaults
+        .resolve(&config.defaults, &config.maxima)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
+        .context("bad default limits")?;
+    if let Some(n) = args.max_concurrent_calls {
+        anyhow::ensure!(n > 0, "--max-concurrent-calls must be above 0");
+        config.max_concurrent_calls = n;
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let state = fnhost::App::start(config)
+            .await
+            .with_context(|| format!("cannot start with data dir {}", args.data_dir.display()))?;
+        if let Some(dir) = &args.deploy_dir {
+            client::deploy_dir(&state, dir).await?;
+        }
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        match &state.admin.path {
+            Some(path) => println!("admin token: {}", path.display()),
+            None => println!("admin token: from FNHOST_ADMIN_TOKEN"),
+        }
+        // Tests and scripts read this line to find the port.
+        println!("fnhost listening on http://{addr}");
+        tracing::info!(%addr, modules = state.registry.list().len(), "serving");
+        fnhost::run(listener, state, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(std::process::ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

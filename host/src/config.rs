@@ -1,0 +1,199 @@
+//! Limits and paths, with defaults that are safe.
+//!
+//! [`Config`] is everything the operator can set. Per-call [`Limits`] come in two layers: the
+//! defaults every function gets, and the maxima that per-function overrides (given at deploy
+//! time) may never exceed. `README.md` documents each default; tests pin them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Kind};
+
+/// Per-call limits in force for one function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Fuel (roughly: wasm instructions) one call may spend, start function included.
+    pub fuel: u64,
+    /// Wall-clock deadline of one call, in milliseconds, start function and host calls included.
+    pub timeout_ms: u64,
+    /// Linear memory one instance may have, in bytes.
+    pub memory_bytes: u64,
+}
+
+impl Limits {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// Defaults: tens of millions of instructions, one second, 64 MiB.
+pub const DEFAULT_LIMITS: Limits = Limits {
+    fuel: 50_000_000,
+    timeout_ms: 1_000,
+    memory_bytes: 64 << 20,
+};
+
+/// Maxima: overrides above these are refused.
+pub const MAX_LIMITS: Limits = Limits {
+    fuel: 10_000_000_000,
+    timeout_ms: 30_000,
+    memory_bytes: 512 << 20,
+};
+
+/// Limits a deployer asked for (`PUT /v1/functions/{name}?fuel=..&timeout_ms=..&memory_mib=..`).
+/// `None` means "the host default". Stored with the version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+}
+
+impl LimitOverrides {
+    /// The limits in force: each override, or the default; refused when above the maximum or zero.
+    pub fn resolve(&self, defaults: &Limits, maxima: &Limits) -> Result<Limits, Error> {
+        fn pick(name: &str, given: Option<u64>, default: u64, max: u64) -> Result<u64, Error> {
+            match given {
+                None => Ok(default),
+                Some(0) => Err(
+                    Error::new(Kind::BadLimits, format!("{name} must be above 0"))
+                        .with("limit", name),
+                ),
+                Some(v) if v > max => Err(Error::new(
+                    Kind::BadLimits,
+                    format!("{name} {v} is above the host maximum {max}"),
+                )
+                .with("limit", name)
+                .with("requested", v)
+                .with("maximum", max)),
+                Some(v) => Ok(v),
+            }
+        }
+        Ok(Limits {
+            fuel: pick("fuel", self.fuel, defaults.fuel, maxima.fuel)?,
+            timeout_ms: pick(
+                "timeout_ms",
+                self.timeout_ms,
+                defaults.timeout_ms,
+                maxima.timeout_ms,
+            )?,
+            memory_bytes: pick(
+                "memory_mib",
+                self.memory_mib,
+                defaults.memory_bytes >> 20,
+                maxima.memory_bytes >> 20,
+            )? << 20,
+        })
+    }
+}
+
+/// Everything the operator sets.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the store lives: modules, names, precompiled artifacts, the admin token.
+    pub data_dir: PathBuf,
+    /// The admin token; when `None`, one is generated in the data dir at first start.
+    pub admin_token: Option<String>,
+    /// Limits every function gets unless its deployment overrides them.
+    pub defaults: Limits,
+    /// Ceilings for overrides. Also sizes the instance pool's memory slots.
+    pub maxima: Limits,
+    /// Largest module upload, in bytes.
+    pub max_module_bytes: usize,
+    /// Largest `/rpc` request body, in bytes.
+    pub max_request_bytes: usize,
+    /// Largest output a guest may return, in bytes.
+    pub max_result_bytes: usize,
+    /// Calls running at once, in total; past it callers get `busy` at once. Also the number of
+    /// instance slots in the pool.
+    pub max_concurrent_calls: u32,
+    /// Requests one JSON-RPC batch may hold.
+    pub max_batch_len: usize,
+    /// Modules compiled at once (compiles run on the blocking pool).
+    pub compile_concurrency: usize,
+    /// Table elements one instance may have.
+    pub max_table_elements: u32,
+    /// Wasm stack one call may use, in bytes; deeper recursion traps.
+    pub max_wasm_stack: usize,
+    /// How often the engine's epoch advances; the deadline's resolution.
+    pub epoch_tick: Duration,
+    /// Fuel between cooperative yields to the async runtime: short calls never yield, long
+    /// ones give other tasks a turn this often.
+    pub fuel_yield_interval: u64,
+}
+
+impl Config {
+    /// A config with every default, storing under `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            admin_token: None,
+            defaults: DEFAULT_LIMITS,
+            maxima: MAX_LIMITS,
+            max_module_bytes: 16 << 20,
+            max_request_bytes: 1 << 20,
+            max_result_bytes: 4 << 20,
+            max_concurrent_calls: 128,
+            max_batch_len: 1_000,
+            compile_concurrency: 2,
+            max_table_elements: 10_000,
+            max_wasm_stack: 512 << 10,
+            epoch_tick: Duration::from_millis(5),
+            fuel_yield_interval: 2_000_000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_resolve_against_defaults_and_maxima() {
+        let none = LimitOverrides::default();
+        assert_eq!(
+            none.resolve(&DEFAULT_LIMITS, &MAX_LIMITS).unwrap(),
+            DEFAULT_LIMITS
+        );
+
+        let some = LimitOverrides {
+            fuel: Some(1000),
+            timeout_ms: None,
+            memory_mib: Some(8),
+        };
+        let l = some.resolve(&DEFAULT_LIMITS, &MAX_LIMITS).unwrap();
+        assert_eq!(l.fuel, 1000);
+        assert_eq!(l.timeout_ms, DEFAULT_LIMITS.timeout_ms);
+        assert_eq!(l.memory_bytes, 8 << 20);
+    }
+
+    #[test]
+    fn overrides_above_maximum_or_zero_are_refused() {
+        let too_much = LimitOverrides {
+            fuel: Some(MAX_LIMITS.fuel + 1),
+            ..Default::default()
+        };
+        let e = too_much.resolve(&DEFAULT_LIMITS, &MAX_LIMITS).unwrap_err();
+        assert_eq!(e.kind, Kind::BadLimits);
+        assert!(
+            e.message.contains("above the host maximum"),
+            "{}",
+            e.message
+        );
+
+        let zero = LimitOverrides {
+            memory_mib: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(
+            zero.resolve(&DEFAULT_LIMITS, &MAX_LIMITS).unwrap_err().kind,
+            Kind::BadLimits
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! HTTP routes: the admin API under `/v1`, JSON-RPC at `/rpc`, and `/healthz`.
+//!
+//! Bodies are limited per route (module uploads vs. calls). Admin writes need the bearer token,
+//! checked before the body is read. Handlers return [`Error`] for failures; a panic anywhere in
+//! a handler is caught, counted, and answered as JSON-RPC -32603.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::config::LimitOverrides;
+use crate::error::{Error, Kind};
+use crate::registry::{self, Deployed, Entry};
+use crate::{AppState, rpc};
+
+/// The whole HTTP surface.
+pub fn router(app: AppState) -> Router {
+    let panics = app.panics.clone();
+    let (module_limit, request_limit) = (app.config.max_module_bytes, app.config.max_request_bytes);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/functions", get(list))
+        .route(
+            "/v1/functions/{name}",
+            get(show)
+                .put(deploy)
+                .delete(remove)
+                .layer(DefaultBodyLimit::max(module_limit)),
+        )
+        .route(
+            "/rpc",
+            post(jsonrpc).layer(DefaultBodyLimit::max(request_limit)),
+        )
+        .layer(CatchPanicLayer::custom(
+            move |_panic: Box<dyn std::any::Any + Send>| {
+                panics.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("a request handler panicked");
+                let mut out = Vec::new();
+                rpc::jsonrpc::write_error(&mut out, None, &Error::internal());
+                json_response(StatusCode::INTERNAL_SERVER_ERROR, out)
+            },
+        ))
+        .with_state(app)
+}
+
+/// Proof of the admin token; extracting it fails with 401 before the body is read.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Error> {
+        let given = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes);
+        if app.admin.accepts(given) {
+            Ok(Admin)
+        } else {
+            Err(Error::new(
+                Kind::Unauthorized,
+                "missing or wrong admin token: send `Authorization: Bearer <token>`",
+            ))
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn body_error(rejection: BytesRejection, limit: usize, what: &str) -> Error {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::new(
+            Kind::PayloadTooLarge,
+            format!("the {what} is larger than the limit of {limit} bytes"),
+        )
+        .with("limit_bytes", limit)
+    } else {
+        Error::new(
+            Kind::InvalidRequest,
+            format!("cannot read the request body: {rejection}"),
+        )
+    }
+}
+
+async fn healthz(State(app): State<AppState>) -> Json<Value> {
+    Json(json!({ "status": "ok", "modules": app.registry.list().len() }))
+}
+
+async fn list(State(app): State<AppState>) -> Json<Value> {
+    let functions: Vec<Value> = app
+        .registry
+        .list()
+        .iter()
+        .map(|e| describe(e, false))
+        .collect();
+    Json(json!({ "functions": functions }))
+}
+
+async fn show(State(app): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, Error> {
+    registry::validate_name(&name)?;
+    let entry = app
+        .registry
+        .get(&name)
+        .ok_or_else(|| registry::not_found(&name))?;
+    Ok(Json(describe(&entry, true)))
+}
+
+async fn deploy(
+    State(app): State<AppState>,
+    _admin: Admin,
+    Path(name): Path<String>,
+    query: Result<Query<LimitOverrides>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), Error> {
+    registry::validate_name(&name)?;
+    let Query(overrides) = query.map_err(|e| {
+        Error::new(
+            Kind::BadLimits,
+            format!(
+                "bad limit parameters (fuel, timeout_ms, memory_mib): {}",
+                e.body_text()
+            ),
+        )
+    })?;
+    let body = body.map_err(|r| body_error(r, app.config.max_module_bytes, "module"))?;
+    match app
+        .registry
+        .deploy(&name, Arc::from(&body[..]), overrides)
+        .await?
+    {
+        Deployed::Created(entry) => Ok((StatusCode::CREATED, Json(describe(&entry, true)))),
+        Deployed::Unchanged(entry) => Ok((StatusCode::OK, Json(describe(&entry, true)))),
+    }
+}
+
+async fn remove(
+    State(app): State<AppState>,
+    _admin: Admin,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, Error> {
+    registry::validate_name(&name)?;
+    let entry = app.registry.remove(&name).await?;
+    Ok(Json(json!({
+        "name": &*entry.name,
+        "removed": true,
+        "versions": entry.record.versions.len(),
+    })))
+}
+
+async fn jsonrpc(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let e = body_error(rejection, app.config.max_request_bytes, "request body");
+            let mut out = Vec::new();
+            rpc::jsonrpc::write_error(&mut out, None, &e);
+            return json_response(e.kind.status(), out);
+        }
+    };
+    let reply = rpc::handle_jsonrpc(&app, &body).await;
+    let Some(out) = reply.body else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    let mut response = json_response(StatusCode::OK, out);
+    if let Some(usage) = reply.usage {
+        let headers = response.headers_mut();
+        headers.insert("x-fnhost-fuel-used", HeaderValue::from(usage.fuel_used));
+        if let Ok(v) = HeaderValue::from_str(&usage.elapsed_us.to_string()) {
+            headers.insert("x-fnhost-elapsed-us", v);
+        }
+    }
+    response
+}
+
+/// An entry as the admin API shows it; `full` adds params, docs and the version history.
+fn describe(entry: &Entry, full: bool) -> Value {
+    let current = entry.current();
+    let mut v = json!({
+        "name": &*entry.name,
+        "version": current.version,
+        "sha256": current.sha256,
+        "size": current.size,
+        "deployed_at": current.deployed_at,
+    });
+    let (status, methods) = match &entry.program {
+        Ok(program) => {
+            let methods: Vec<Value> = program
+                .functions()
+                .iter()
+                .map(|f| {
+                    let method = format!("{}.{}", entry.name, f.name);
+                    if full {
+                        json!({
+                            "name": method,
+                            "function": f.name,
+                            "doc": f.doc,
+                            "params": f.params,
+                            "result": f.result,
+                            "raw": f.raw,
+                        })
+                    } else {
+                        Value::String(method)
+                    }
+                })
+                .collect();
+            ("ready", methods)
+        }
+        Err(_) => ("unavailable", Vec::new()),
+    };
+    v["status"] = json!(status);
+    if let Err(reason) = &entry.program {
+        v["error"] = json!(reason);
+    }
+    v["methods"] = json!(methods);
+    if full {
+        v["limits"] = json!(entry.limits);
+        v["versions"] = json!(entry.record.versions);
+    }
+    v
+}

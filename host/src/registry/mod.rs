@@ -1,0 +1,397 @@
+//! Names → versions → compiled programs; the live map every call reads.
+//!
+//! The registry is the only writer of the [`store`]. A deploy is compiled first (off the async
+//! workers, a bounded number at a time), then committed to disk, then swapped into the live
+//! map: a call sees the old program or the new one, never a half-deployed one, and a failed
+//! deploy changes nothing.
+
+pub mod store;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use dashmap::DashMap;
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::config::{Config, LimitOverrides, Limits};
+use crate::digest::Digest;
+use crate::error::{Error, Kind};
+use crate::sandbox::{Program, Sandbox};
+use store::{NameRecord, Store, StoreError, VersionRecord};
+
+/// Module names that would shadow the protocol's own methods (`system.*`, `rpc.*`).
+pub const RESERVED_NAMES: [&str; 2] = ["rpc", "system"];
+
+/// Checks a module name: `[a-z][a-z0-9_-]{0,62}`, not reserved.
+pub fn validate_name(name: &str) -> Result<(), Error> {
+    let mut bytes = name.bytes();
+    let ok = matches!(bytes.next(), Some(b'a'..=b'z'))
+        && name.len() <= 63
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_'));
+    if !ok {
+        return Err(Error::new(
+            Kind::BadName,
+            format!(
+                "invalid module name {name:?}: use lowercase letters, digits, `-` and `_`, \
+                 starting with a letter, at most 63 characters"
+            ),
+        )
+        .with("name", name));
+    }
+    if RESERVED_NAMES.contains(&name) {
+        return Err(Error::new(
+            Kind::BadName,
+            format!("the module name `{name}` is reserved for the protocol's own methods"),
+        )
+        .with("name", name));
+    }
+    Ok(())
+}
+
+/// A deployed name as calls and listings see it.
+#[derive(Debug)]
+pub struct Entry {
+    pub name: Arc<str>,
+    /// The persisted history; the last version is served.
+    pub record: NameRecord,
+    /// The limits in force for calls.
+    pub limits: Limits,
+    /// The program, or why it cannot be served (e.g. its stored bytes failed verification).
+    pub program: Result<Arc<Program>, String>,
+}
+
+impl Entry {
+    pub fn current(&self) -> &VersionRecord {
+        // A record is only ever created with one version and only grows.
+        &self.record.versions[self.record.versions.len() - 1]
+    }
+}
+
+/// What a deploy did.
+#[derive(Debug)]
+pub enum Deployed {
+    /// A new version was stored and is now served.
+    Created(Arc<Entry>),
+    /// The same bytes and limits were already current; nothing changed.
+    Unchanged(Arc<Entry>),
+}
+
+/// The set of deployed names.
+pub struct Registry {
+    store: Arc<Store>,
+    sandbox: Arc<Sandbox>,
+    live: DashMap<String, Arc<Entry>>,
+    /// Serializes commits (store writes + live swap); compiles run outside it.
+    commit_lock: Mutex<()>,
+    /// Bounds compiles running at once.
+    compile_slots: Semaphore,
+    defaults: Limits,
+    maxima: Limits,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("store", &self.store.root())
+            .field("names", &self.live.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// Opens the store and loads every name. A name whose module fails verification or does
+    /// not compile is kept, marked unavailable, and logged; the host still starts.
+    pub async fn open(config: &Config, sandbox: Arc<Sandbox>) -> Result<Self, StoreError> {
+        let store = Arc::new(Store::open(&config.data_dir, sandbox.compat_key())?);
+        let registry = Self {
+            store,
+            sandbox,
+            live: DashMap::new(),
+            commit_lock: Mutex::new(()),
+            compile_slots: Semaphore::new(config.compile_concurrency.max(1)),
+            defaults: config.defaults,
+            maxima: config.maxima,
+        };
+        let (store, sandbox) = (registry.store.clone(), registry.sandbox.clone());
+        let (defaults, maxima) = (registry.defaults, registry.maxima);
+        let entries = tokio::task::spawn_blocking(move || {
+            let records = store.load_names()?;
+            let referenced: HashSet<Digest> = records
+                .iter()
+                .flat_map(|r| r.versions.iter().map(|v| v.sha256))
+                .collect();
+            match store.collect_garbage(&referenced) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "removed unreferenced module files"),
+                Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+            }
+            Ok::<_, StoreError>(
+                records
+                    .into_iter()
+                    .filter_map(|r| load_entry(&store, &sandbox, r, &defaults, &maxima))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await
+        .map_err(|e| StoreError::other("loading failed in", &config.data_dir, e.to_string()))??;
+        for entry in entries {
+            registry
+                .live
+                .insert(entry.name.to_string(), Arc::new(entry));
+        }
+        Ok(registry)
+    }
+
+    /// The entry of `name`, if deployed.
+    pub fn get(&self, name: &str) -> Option<Arc<Entry>> {
+        self.live.get(name).map(|e| e.value().clone())
+    }
+
+    /// Every entry, sorted by name.
+    pub fn list(&self) -> Vec<Arc<Entry>> {
+        let mut all: Vec<Arc<Entry>> = self.live.iter().map(|e| e.value().clone()).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Validates, compiles, stores and registers `bytes` as the new version of `name`.
+    pub async fn deploy(
+        &self,
+        name: &str,
+        bytes: Arc<[u8]>,
+        overrides: LimitOverrides,
+    ) -> Result<Deployed, Error> {
+        validate_name(name)?;
+        let limits = overrides.resolve(&self.defaults, &self.maxima)?;
+        let unchanged = |digest: &Digest| {
+            self.get(name).filter(|e| {
+                e.current().sha256 == *digest
+                    && e.current().limits == overrides
+                    && e.program.is_ok()
+            })
+        };
+        // Hash off the async workers too: uploads can be megabytes.
+        let hashed = bytes.clone();
+        let digest = blocking(move || Ok(Digest::of(&hashed))).await?;
+        if let Some(entry) = unchanged(&digest) {
+            return Ok(Deployed::Unchanged(entry));
+        }
+
+        let compiled = {
+            let _slot = self
+                .compile_slots
+                .acquire()
+                .await
+                .map_err(|_| Error::internal())?;
+            let (sandbox, bytes) = (self.sandbox.clone(), bytes.clone());
+            blocking(move || sandbox.compile(digest, &bytes)).await?
+        };
+
+        let _commit = self.commit_lock.lock().await;
+        if let Some(entry) = unchanged(&digest) {
+            return Ok(Deployed::Unchanged(entry));
+        }
+        let mut record = self
+            .get(name)
+            .map(|e| e.record.clone())
+            .unwrap_or(NameRecord {
+                name: name.to_owned(),
+                versions: Vec::new(),
+            });
+        let version = record.current().map_or(1, |v| v.version + 1);
+        record.versions.push(VersionRecord {
+            version,
+            sha256: digest,
+            size: bytes.len() as u64,
+            deployed_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            limits: overrides,
+        });
+        let store = self.store.clone();
+        let artifact = compiled.artifact;
+        let to_write = record.clone();
+        blocking(move || {
+            store
+                .put_module(&digest, &bytes)
+                .map_err(log_store("store module"))?;
+            // The artifact is a cache: without it the next start recompiles.
+            if let Err(e) = store.put_artifact(&digest, &artifact) {
+                tracing::warn!(%digest, error = %e, "cannot cache the compiled artifact");
+            }
+            store
+                .write_name(&to_write)
+                .map_err(log_store("commit name record"))
+        })
+        .await?;
+
+        let entry = Arc::new(Entry {
+            name: Arc::from(name),
+            record,
+            limits,
+            program: Ok(Arc::new(compiled.program)),
+        });
+        self.live.insert(name.to_owned(), entry.clone());
+        tracing::info!(name, version, %digest, "deployed");
+        Ok(Deployed::Created(entry))
+    }
+
+    /// Removes `name` and every version of it; module files no other name uses are deleted.
+    pub async fn remove(&self, name: &str) -> Result<Arc<Entry>, Error> {
+        let _commit = self.commit_lock.lock().await;
+        let Some(entry) = self.get(name) else {
+            return Err(not_found(name));
+        };
+        let store = self.store.clone();
+        let owned = name.to_owned();
+        blocking(move || {
+            store
+                .remove_name(&owned)
+                .map_err(log_store("remove name record"))
+        })
+        .await?;
+        self.live.remove(name);
+        let referenced: HashSet<Digest> = self
+            .live
+            .iter()
+            .flat_map(|e| {
+                e.record
+                    .versions
+                    .iter()
+                    .map(|v| v.sha256)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let store = self.store.clone();
+        // Garbage is harmless: a failure here is logged, and the next start retries.
+        let gc = blocking(move || {
+            store
+                .collect_garbage(&referenced)
+                .map_err(log_store("collect garbage"))
+        })
+        .await;
+        if let Err(e) = gc {
+            tracing::warn!(error = %e, "garbage collection after removal failed");
+        }
+        tracing::info!(name, "removed");
+        Ok(entry)
+    }
+}
+
+/// The admin API's answer for an unknown name.
+pub fn not_found(name: &str) -> Error {
+    Error::new(
+        Kind::NotFound,
+        format!("no module named `{name}` is deployed"),
+    )
+    .with("name", name)
+}
+
+fn load_entry(
+    store: &Store,
+    sandbox: &Sandbox,
+    record: NameRecord,
+    defaults: &Limits,
+    maxima: &Limits,
+) -> Option<Entry> {
+    let current = record.current()?.clone();
+    let name: Arc<str> = Arc::from(record.name.as_str());
+    let digest = current.sha256;
+    // Limits the operator has since lowered are clamped, not refused: the function stays up.
+    let limits = current
+        .limits
+        .resolve(defaults, maxima)
+        .unwrap_or_else(|e| {
+            tracing::warn!(name = &*name, error = %e, "stored limits exceed the host maxima; clamped");
+            Limits {
+                fuel: current.limits.fuel.unwrap_or(defaults.fuel).min(maxima.fuel),
+                timeout_ms: current
+                    .limits
+                    .timeout_ms
+                    .unwrap_or(defaults.timeout_ms)
+                    .min(maxima.timeout_ms),
+                memory_bytes: current
+                    .limits
+                    .memory_mib
+                    .map_or(defaults.memory_bytes, |m| m << 20)
+                    .min(maxima.memory_bytes),
+            }
+        });
+    let program = (|| {
+        let bytes = store.read_module(&digest).map_err(|e| {
+            tracing::error!(name = &*name, %digest, error = %e, "module bytes unreadable; not served");
+            "its stored module bytes cannot be read".to_owned()
+        })?;
+        if Digest::of(&bytes) != digest {
+            tracing::error!(
+                name = &*name, %digest,
+                "stored module bytes do not match their sha256; not served"
+            );
+            return Err("its stored module bytes do not match their sha256".to_owned());
+        }
+        if let Some(artifact) = store.verified_artifact(&digest) {
+            match sandbox.load_artifact(digest, &bytes, &artifact) {
+                Ok(program) => return Ok(Arc::new(program)),
+                Err(e) => {
+                    tracing::warn!(name = &*name, %digest, error = %e, "artifact unusable; recompiling")
+                }
+            }
+        }
+        let compiled = sandbox.compile(digest, &bytes).map_err(|e| {
+            tracing::error!(name = &*name, %digest, error = %e, "stored module no longer compiles");
+            format!("it no longer compiles: {}", e.message)
+        })?;
+        if let Err(e) = store.put_artifact(&digest, &compiled.artifact) {
+            tracing::warn!(%digest, error = %e, "cannot cache the compiled artifact");
+        }
+        Ok(Arc::new(compiled.program))
+    })();
+    Some(Entry {
+        name,
+        record,
+        limits,
+        program,
+    })
+}
+
+fn log_store(what: &'static str) -> impl Fn(StoreError) -> Error {
+    move |e| {
+        tracing::error!(error = %e, "store: {what} failed");
+        Error::internal()
+    }
+}
+
+/// Runs blocking work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        tracing::error!(error = %e, "blocking task failed");
+        Error::internal()
+    })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["math", "a", "a-b_c9", &"a".repeat(63)] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Math",
+            "9a",
+            "-a",
+            "a.b",
+            "a/b",
+            "ä",
+            &"a".repeat(64),
+            "rpc",
+            "system",
+        ] {
+            assert_eq!(validate_name(bad).unwrap_err().kind, Kind::BadName, "{bad}");
+        }
+    }
+}

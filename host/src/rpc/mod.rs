@@ -1,0 +1,171 @@
+//! Calls: one dispatcher that every protocol front end uses, and the JSON-RPC front end.
+//!
+//! [`dispatch`] resolves `"<module>.<function>"`, takes a concurrency slot and runs the call;
+//! it knows nothing of the wire format. [`handle_jsonrpc`] turns a `/rpc` body (single request,
+//! notification or batch) into the response body. Other front ends (XML-RPC, a line-delimited
+//! TCP transport) slot in beside it and share [`dispatch`].
+
+pub mod jsonrpc;
+
+use serde_json::value::RawValue;
+
+use crate::App;
+use crate::error::{Error, Kind};
+use crate::sandbox::CallOutput;
+
+/// Runs `method` with `params` (raw JSON text, empty for none).
+pub async fn dispatch(app: &App, method: &str, params: &[u8]) -> Result<CallOutput, Error> {
+    let Some((module, function)) = method.split_once('.') else {
+        return Err(Error::new(
+            Kind::MethodNotFound,
+            format!("no method `{method}`: methods are named `<module>.<function>`"),
+        )
+        .with("method", method));
+    };
+    let Some(entry) = app.registry.get(module) else {
+        return Err(Error::new(
+            Kind::MethodNotFound,
+            format!("no method `{method}`: no module named `{module}` is deployed"),
+        )
+        .with("method", method)
+        .with("module", module)
+        .with("reason", "module_not_found"));
+    };
+    let program = entry.program.as_ref().map_err(|reason| {
+        Error::new(
+            Kind::ModuleUnavailable,
+            format!("the module `{module}` cannot be served: {reason}"),
+        )
+        .with("module", module)
+    })?;
+    if program.function(function).is_none() {
+        return Err(Error::new(
+            Kind::MethodNotFound,
+            format!("no method `{method}`: the module `{module}` has no function `{function}`"),
+        )
+        .with("method", method)
+        .with("module", module)
+        .with("function", function)
+        .with("reason", "function_not_found"));
+    }
+    let _slot = app.call_slots.try_acquire().map_err(|_| {
+        Error::new(
+            Kind::Busy,
+            format!(
+                "the host is running its maximum of {} calls; try again shortly",
+                app.config.max_concurrent_calls
+            ),
+        )
+        .with("limit", app.config.max_concurrent_calls)
+    })?;
+    program
+        .call(&entry.name, function, params, &entry.limits)
+        .await
+}
+
+/// Usage of a single call, for response headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub fuel_used: u64,
+    pub elapsed_us: u128,
+}
+
+/// A `/rpc` answer: the body (none when every request was a notification).
+#[derive(Debug)]
+pub struct Reply {
+    pub body: Option<Vec<u8>>,
+    /// Set for a single successful call.
+    pub usage: Option<Usage>,
+}
+
+/// Handles a JSON-RPC 2.0 body: a request, a notification, or a batch.
+pub async fn handle_jsonrpc(app: &App, body: &[u8]) -> Reply {
+    let parsed = match jsonrpc::parse_body(body) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let mut out = Vec::with_capacity(128);
+            jsonrpc::write_error(&mut out, None, &e);
+            return Reply {
+                body: Some(out),
+                usage: None,
+            };
+        }
+    };
+    match parsed {
+        jsonrpc::Body::Single(raw) => {
+            let mut out = Vec::with_capacity(128);
+            let usage = one(app, raw, &mut out).await;
+            Reply {
+                body: (!out.is_empty()).then_some(out),
+                usage,
+            }
+        }
+        jsonrpc::Body::Batch(items) => {
+            let mut out = Vec::with_capacity(64 * items.len());
+            if items.len() > app.config.max_batch_len {
+                let e = Error::new(
+                    Kind::InvalidRequest,
+                    format!(
+                        "the batch has {} requests; at most {} are allowed",
+                        items.len(),
+                        app.config.max_batch_len
+                    ),
+                )
+                .with("limit", app.config.max_batch_len);
+                jsonrpc::write_error(&mut out, None, &e);
+                return Reply {
+                    body: Some(out),
+                    usage: None,
+                };
+            }
+            let replies = futures_util::future::join_all(items.into_iter().map(|raw| async move {
+                let mut one_out = Vec::new();
+                one(app, raw, &mut one_out).await;
+                one_out
+            }))
+            .await;
+            for reply in replies.into_iter().filter(|r| !r.is_empty()) {
+                out.push(if out.is_empty() { b'[' } else { b',' });
+                out.extend_from_slice(&reply);
+            }
+            if out.is_empty() {
+                return Reply {
+                    body: None,
+                    usage: None,
+                };
+            }
+            out.push(b']');
+            Reply {
+                body: Some(out),
+                usage: None,
+            }
+        }
+    }
+}
+
+/// Runs one request value, appending its response (nothing for a notification) to `out`.
+async fn one(app: &App, raw: &RawValue, out: &mut Vec<u8>) -> Option<Usage> {
+    let request = match jsonrpc::parse_request(raw) {
+        Ok(request) => request,
+        Err((id, e)) => {
+            jsonrpc::write_error(out, id, &e);
+            return None;
+        }
+    };
+    let params = request.params.map_or(&b""[..], |p| p.get().as_bytes());
+    let result = dispatch(app, &request.method, params).await;
+    let id = request.id?;
+    match result {
+        Ok(output) => {
+            jsonrpc::write_result(out, Some(id), &output.result);
+            Some(Usage {
+                fuel_used: output.fuel_used,
+                elapsed_us: output.elapsed.as_micros(),
+            })
+        }
+        Err(e) => {
+            jsonrpc::write_error(out, Some(id), &e);
+            None
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! The only place wasmtime is named: the engine, compiled programs, and the per-call sandbox.
+//!
+//! One [`Sandbox`] per process owns the `Engine` (pooling allocator, fuel, epoch interruption,
+//! async calls) and the one epoch ticker thread. [`Sandbox::compile`] turns checked bytes into a
+//! [`Program`] (an `InstancePre` plus the export handles a call needs), and [`Program::call`]
+//! runs one call in a fresh `Store` with its own limits. Everything else in the crate deals in
+//! [`Program`], [`CallOutput`] and [`crate::error::Error`].
+
+mod call;
+mod inspect;
+
+use std::collections::HashMap;
+use std::hash::Hasher;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use fnhost_abi::FunctionMeta;
+use sha2::Digest as _;
+use wasmtime::{
+    Config as WasmConfig, Enabled, Engine, ExternType, InstanceAllocationStrategy, InstancePre,
+    Linker, Module, ModuleExport, OptLevel, PoolingAllocationConfig, ValType,
+};
+
+pub use call::CallOutput;
+pub use inspect::{Caps, Inspected, inspect};
+
+use crate::config::Config;
+use crate::digest::Digest;
+use crate::error::{Error, Kind};
+
+/// Errors building the engine. Only at start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot configure the wasm engine: {0}")]
+pub struct EngineError(String);
+
+/// Sandbox-wide settings a call needs, copied from [`Config`].
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    epoch_tick: Duration,
+    fuel_yield_interval: u64,
+    max_result_bytes: usize,
+    max_table_elements: u32,
+}
+
+/// The process's wasm engine and what every call shares.
+pub struct Sandbox {
+    engine: Engine,
+    /// Host functions every module may import (`fnhost.log`).
+    linker: Linker<call::CallState>,
+    settings: Settings,
+    caps: Caps,
+    /// Stops the epoch ticker when the sandbox is dropped.
+    ticker_stop: Arc<AtomicBool>,
+    /// Names this engine's precompiled artifacts: a different wasmtime or config never loads them.
+    compat_key: String,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("compat_key", &self.compat_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A compiled module, ready to instantiate once per call.
+pub struct Program {
+    pub digest: Digest,
+    pre: InstancePre<call::CallState>,
+    memory: ModuleExport,
+    alloc: ModuleExport,
+    /// RPC functions by name.
+    functions: HashMap<String, Function>,
+    /// Metadata in export order, for listings.
+    metas: Vec<FunctionMeta>,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Program")
+            .field("digest", &self.digest)
+            .field("functions", &self.functions.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One RPC function of a [`Program`].
+struct Function {
+    export: ModuleExport,
+    meta: FunctionMeta,
+}
+
+/// A compiled module and its serialized form (to cache on disk).
+pub struct Compiled {
+    pub program: Program,
+    pub artifact: Vec<u8>,
+}
+
+impl Sandbox {
+    /// Builds the engine for `config` and starts its epoch ticker.
+    pub fn new(config: &Config) -> Result<Self, EngineError> {
+        let settings = Settings {
+            epoch_tick: config.epoch_tick,
+            fuel_yield_interval: config.fuel_yield_interval,
+            max_result_bytes: config.max_result_bytes,
+            max_table_elements: config.max_table_elements,
+        };
+        let caps = Caps {
+            max_memory_bytes: config.maxima.memory_bytes,
+            max_table_elements: config.max_table_elements,
+            max_functions: 100_000,
+        };
+
+        let engine = match Engine::new(&wasm_config(config, true)) {
+            Ok(engine) => engine,
+            Err(e) => {
+                // The pool reserves address space up front; where that is refused (e.g. a low
+                // `ulimit -v`), run with on-demand allocation: slower, but correct.
+                tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
+                Engine::new(&wasm_config(config, false)).map_err(|e| EngineError(e.to_string()))?
+            }
+        };
+
+        let mut linker = Linker::new(&engine);
+        call::add_host_functions(&mut linker).map_err(|e| EngineError(e.to_string()))?;
+
+        let compat_key = {
+            let mut h = Sha256Hasher(sha2::Sha256::new());
+            std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
+            hex::encode(&h.0.finalize()[..8])
+        };
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_ticker(&engine, config.epoch_tick, ticker_stop.clone())
+            .map_err(|e| EngineError(format!("cannot start the epoch ticker: {e}")))?;
+
+        Ok(Self {
+            engine,
+            linker,
+            settings,
+            caps,
+            ticker_stop,
+            compat_key,
+        })
+    }
+
+    /// Names artifacts this engine can load; part of their path on disk.
+    pub fn compat_key(&self) -> &str {
+        &self.compat_key
+    }
+
+    /// The checks that run before compiling (see [`inspect`]).
+    pub fn inspect(&self, bytes: &[u8]) -> Result<Inspected, Error> {
+        inspect(bytes, &self.caps)
+    }
+
+    /// Checks and compiles uploaded bytes. CPU-heavy: call it off the async workers.
+    pub fn compile(&self, digest: Digest, bytes: &[u8]) -> Result<Compiled, Error> {
+        let inspected = self.inspect(bytes)?;
+        let module = Module::new(&self.engine, bytes).map_err(|e| {
+            Error::new(
+                Kind::BadModule,
+                format!(
+                    "the module does not validate or compile: {}",
+                    first_line(&e)
+                ),
+            )
+        })?;
+        let artifact = module.serialize().map_err(|e| {
+            tracing::error!(%digest, error = %e, "cannot serialize a compiled module");
+            Error::internal()
+        })?;
+        let program = self.program(digest, module, inspected.functions)?;
+        Ok(Compiled { program, artifact })
+    }
+
+    /// Loads a precompiled artifact this host wrote earlier.
+    ///
+    /// The caller must have checked the file's integrity (its recorded SHA-256): deserializing
+    /// is only sound for artifacts this engine produced.
+    pub fn load_artifact(
+        &self,
+        digest: Digest,
+        module_bytes: &[u8],
+        artifact: &Path,
+    ) -> Result<Program, Error> {
+        let inspected = self.inspect(module_bytes)?;
+        // SAFETY: the artifact was written by `compile` on an engine with the same
+        // compatibility key (it is in the path) and its checksum was verified by the caller.
+        let module = unsafe { Module::deserialize_file(&self.engine, artifact) }.map_err(|e| {
+            tracing::warn!(%digest, path = %artifact.display(), error = %e, "cannot load artifact");
+            Error::internal()
+        })?;
+        self.program(digest, module, inspected.functions)
+    }
+
+    fn program(
+        &self,
+        digest: Digest,
+        module: Module,
+        metas: Vec<FunctionMeta>,
+    ) -> Result<Program, Error> {
+        let bad = |m: String| Error::new(Kind::BadModule, m);
+        let pre = self.linker.instantiate_pre(&module).map_err(|e| {
+            bad(format!(
+                "the module's imports do not match what the host offers: {}",
+                first_line(&e)
+            ))
+        })?;
+        let memory = module
+            .get_export_index(fnhost_abi::MEMORY_EXPORT)
+            .ok_or_else(|| bad("the module does not export `memory`".into()))?;
+        expect_func_type(
+            &module,
+            fnhost_abi::ALLOC_EXPORT,
+            &[ValType::I32],
+            &[ValType::I32],
+        )?;
+        let alloc = module
+            .get_export_index(fnhost_abi::ALLOC_EXPORT)
+            .ok_or_else(|| {
+                bad(format!(
+                    "the module does not export `{}`",
+                    fnhost_abi::ALLOC_EXPORT
+                ))
+            })?;
+        let mut functions = HashMap::with_capacity(metas.len());
+        for meta in &metas {
+            let name = format!("{}{}", fnhost_abi::CALL_PREFIX, meta.name);
+            expect_func_type(
+                &module,
+                &name,
+                &[ValType::I32, ValType::I32],
+                &[ValType::I64],
+            )?;
+            let export = module
+                .get_export_index(&name)
+                .ok_or_else(|| bad(format!("the module does not export `{name}`")))?;
+            functions.insert(
+                meta.name.clone(),
+                Function {
+                    export,
+                    meta: meta.clone(),
+                },
+            );
+        }
+        Ok(Program {
+            digest,
+            pre,
+            memory,
+            alloc,
+            functions,
+            metas,
+            settings: self.settings,
+        })
+    }
+}
+
+impl Program {
+    /// The functions' metadata, in the module's order.
+    pub fn functions(&self) -> &[FunctionMeta] {
+        &self.metas
+    }
+
+    /// One function's metadata.
+    pub fn function(&self, name: &str) -> Option<&FunctionMeta> {
+        self.functions.get(name).map(|f| &f.meta)
+    }
+}
+
+fn expect_func_type(
+    module: &Module,
+    name: &str,
+    params: &[ValType],
+    results: &[ValType],
+) -> Result<(), Error> {
+    let Some(ExternType::Func(ty)) = module.get_export(name) else {
+        return Err(Error::new(
+            Kind::BadModule,
+            format!("the module does not export the function `{name}`"),
+        ));
+    };
+    let same = |got: &mut dyn ExactSizeIterator<Item = ValType>, want: &[ValType]| {
+        got.len() == want.len() && got.zip(want).all(|(g, w)| ValType::eq(&g, w))
+    };
+    if same(&mut ty.params(), params) && same(&mut ty.results(), results) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            Kind::BadModule,
+            format!(
+                "the export `{name}` has type {ty}, but docs/ABI.md requires (func (param {}) (result {}))",
+                params
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                results
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+        ))
+    }
+}
+
+fn wasm_config(config: &Config, pooling: bool) -> WasmConfig {
+    let mut c = WasmConfig::new();
+    c.consume_fuel(true);
+    c.epoch_interruption(true);
+    c.max_wasm_stack(config.max_wasm_stack);
+    c.async_stack_size(config.max_wasm_stack + (256 << 10));
+    c.cranelift_opt_level(OptLevel::Speed);
+    // Only what guests built for wasm32-unknown-unknown need; less surface to trust. (Threads,
+    // GC, function references and exceptions are not even compiled in: see Cargo features.)
+    c.wasm_multi_memory(false);
+    c.wasm_memory64(false);
+    c.wasm_stack_switching(false);
+    if pooling {
+        let slots = config.max_concurrent_calls;
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_core_instances(slots)
+            .total_memories(slots)
+            .total_tables(slots)
+            .total_stacks(slots)
+            .max_memories_per_module(1)
+            .max_tables_per_module(1)
+            .table_elements(config.max_table_elements as usize)
+            .max_memory_size(config.maxima.memory_bytes as usize)
+            // Keep the first pages of a slot mapped between calls: most guests live there, and
+            // resetting them is cheaper than faulting them in again (docs/PERFORMANCE.md).
+            .linear_memory_keep_resident(64 << 10)
+            .table_keep_resident(16 << 10)
+            .pagemap_scan(Enabled::Auto);
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    c
+}
+
+fn spawn_ticker(engine: &Engine, tick: Duration, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("fnhost-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .map(|_| ())
+}
+
+/// The first line of an error, without wasmtime's context chain.
+fn first_line(e: &wasmtime::Error) -> String {
+    let root = e.root_cause().to_string();
+    let top = e.to_string();
+    if top == root {
+        top
+    } else {
+        format!("{top}: {root}")
+    }
+}
+
+/// Feeds `Hash` output into SHA-256, for a stable artifact key.
+struct Sha256Hasher(sha2::Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}

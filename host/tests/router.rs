@@ -1,0 +1,192 @@
+//! Router tests: the whole HTTP surface through `tower::ServiceExt::oneshot`, no socket.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use fnhost::{App, AppState, Config};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const TOKEN: &str = "router-test-token";
+const BY_HAND: &str = include_str!("../../tests/fixtures/abi_by_hand.wat");
+
+async fn start(tweak: impl FnOnce(&mut Config)) -> (tempfile::TempDir, AppState) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    config.admin_token = Some(TOKEN.into());
+    tweak(&mut config);
+    let app = App::start(config).await.unwrap();
+    (dir, app)
+}
+
+async fn send(app: &AppState, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let resp = fnhost::app(app.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, headers, body)
+}
+
+fn put(name: &str, bytes: Vec<u8>, token: Option<&str>) -> Request<Body> {
+    let mut b = Request::put(format!("/v1/functions/{name}"));
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    b.body(Body::from(bytes)).unwrap()
+}
+
+fn rpc(body: &str) -> Request<Body> {
+    Request::post("/rpc")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+fn json_of(body: &[u8]) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
+}
+
+#[tokio::test]
+async fn healthz() {
+    let (_dir, app) = start(|_| {}).await;
+    let (status, _, body) = send(&app, Request::get("/healthz").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json_of(&body)["status"], "ok");
+}
+
+#[tokio::test]
+async fn deploy_then_call_with_usage_headers() {
+    let (_dir, app) = start(|_| {}).await;
+    let (status, _, body) = send(
+        &app,
+        put("byhand", wat::parse_str(BY_HAND).unwrap(), Some(TOKEN)),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, headers, body) = send(
+        &app,
+        rpc(r#"{"jsonrpc":"2.0","id":"a","method":"byhand.answer"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        br#"{"jsonrpc":"2.0","id":"a","result":{"answer":42}}"#
+    );
+    let fuel: u64 = headers["x-fnhost-fuel-used"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(fuel > 0);
+    assert!(headers.contains_key("x-fnhost-elapsed-us"));
+}
+
+#[tokio::test]
+async fn unauthorized_deploys_store_nothing() {
+    let (dir, app) = start(|_| {}).await;
+    let bytes = wat::parse_str(BY_HAND).unwrap();
+    let (status, _, body) = send(&app, put("byhand", bytes.clone(), None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(json_of(&body)["error"]["code"], -32040);
+    let (status, _, _) = send(&app, put("byhand", bytes, Some("bad"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("names")).unwrap().count(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_naming_the_limit() {
+    let (_dir, app) = start(|c| {
+        c.max_module_bytes = 1000;
+        c.max_request_bytes = 100;
+    })
+    .await;
+    let (status, _, body) = send(&app, put("big", vec![0; 5000], Some(TOKEN))).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let v = json_of(&body);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1000 bytes"),
+        "{v}"
+    );
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"a.b","params":["{}"]}}"#,
+        "x".repeat(200)
+    );
+    let (status, _, body) = send(&app, rpc(&big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(json_of(&body)["error"]["data"]["limit_bytes"], 100);
+}
+
+#[tokio::test]
+async fn notifications_get_no_body_and_batches_an_array() {
+    let (_dir, app) = start(|_| {}).await;
+    send(
+        &app,
+        put("byhand", wat::parse_str(BY_HAND).unwrap(), Some(TOKEN)),
+    )
+    .await;
+    let (status, _, body) = send(&app, rpc(r#"{"jsonrpc":"2.0","method":"byhand.answer"}"#)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(body.is_empty());
+
+    let batch = r#"[{"jsonrpc":"2.0","id":1,"method":"byhand.answer"},
+                   {"jsonrpc":"2.0","method":"byhand.answer"},
+                   {"jsonrpc":"2.0","id":2,"method":"byhand.nope"},
+                   1]"#;
+    let (status, _, body) = send(&app, rpc(batch)).await;
+    assert_eq!(status, StatusCode::OK);
+    let v = json_of(&body);
+    let items = v.as_array().unwrap();
+    assert_eq!(items.len(), 3, "{v}");
+    assert_eq!(
+        items[0],
+        json!({"jsonrpc":"2.0","id":1,"result":{"answer":42}})
+    );
+    assert_eq!(items[1]["error"]["code"], -32601);
+    assert_eq!(items[2]["error"]["code"], -32600);
+    assert_eq!(items[2]["id"], Value::Null);
+
+    let (status, _, body) =
+        send(&app, rpc(r#"[{"jsonrpc":"2.0","method":"byhand.answer"}]"#)).await;
+    assert_eq!((status, body.len()), (StatusCode::NO_CONTENT, 0));
+}
+
+#[tokio::test]
+async fn garbage_and_empty_uploads_are_422_and_unknown_names_404() {
+    let (_dir, app) = start(|_| {}).await;
+    for bytes in [vec![], b"\0asm garbage".to_vec(), b"hello".to_vec()] {
+        let (status, _, body) = send(&app, put("junk", bytes, Some(TOKEN))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(json_of(&body)["error"]["kind"], "bad_module");
+    }
+    let (status, _, _) = send(
+        &app,
+        Request::get("/v1/functions/junk")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let del = Request::delete("/v1/functions/junk")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, del).await.0, StatusCode::NOT_FOUND);
+}
