@@ -1,0 +1,32 @@
+# Recipes a contributor needs. The README's two commands (scripts/serve.sh, scripts/test.sh)
+# work without `just`; these are shortcuts around the same steps.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+guest_dir := "target/guests/wasm32-unknown-unknown/guest"
+
+# Build the example guests for wasm32-unknown-unknown.
+guests:
+    source scripts/wasm-target.sh && "${FNHOST_GUEST_CARGO:-cargo}" build --profile guest \
+      --target wasm32-unknown-unknown --target-dir target/guests \
+      -p math -p echo -p directory -p burn -p counter
+
+# Serve on 127.0.0.1:7878 with the examples deployed.
+serve *ARGS:
+    scripts/serve.sh {{ARGS}}
+
+# The whole test suite.
+test *ARGS:
+    scripts/test.sh {{ARGS}}
+
+# Formatting and lints, as CI runs them.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+    cargo fmt --all
+
+# What CI runs.
+ci:
+    bash .ci/run

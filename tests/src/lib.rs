@@ -1,0 +1,212 @@
+//! Test harness: start the real `fnhost` binary on 127.0.0.1:0 with a temp data dir, talk to it
+//! over HTTP, read its log, kill it.
+//!
+//! Integration tests live in `tests/tests/*.rs`; each passes the binary's path
+//! (`env!("CARGO_BIN_EXE_fnhost-under-test")`) to [`Host::start`].
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// The admin token every test host runs with.
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// A running `fnhost serve`.
+pub struct Host {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub data_dir: PathBuf,
+    log: Arc<Mutex<String>>,
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+fn read(mut r: ureq::http::Response<ureq::Body>) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("non-JSON answer {text:?}: {e}"))
+    };
+    (status, value)
+}
+
+impl Host {
+    /// Starts `bin serve` on an ephemeral port with `data_dir`, plus `extra` arguments.
+    pub fn start(bin: &str, data_dir: &Path, extra: &[&str]) -> Host {
+        let mut child = Command::new(bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("FNHOST_ADMIN_TOKEN", TOKEN)
+            .env("RUST_LOG", "info")
+            .env_remove("RUST_BACKTRACE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("fnhost listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("fnhost did not start; its log:\n{}", log.lock().unwrap());
+            }
+        };
+        Host {
+            child,
+            url,
+            data_dir: data_dir.to_owned(),
+            log,
+        }
+    }
+
+    /// Everything the host has written to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether the process is still running.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        read(agent().get(format!("{}{path}", self.url)).call().unwrap())
+    }
+
+    /// `PUT /v1/functions/{name}{query}` with `token` (None: no Authorization header).
+    pub fn deploy_with(
+        &self,
+        name: &str,
+        query: &str,
+        bytes: &[u8],
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = agent().put(format!("{}/v1/functions/{name}{query}", self.url));
+        if let Some(t) = token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        read(req.send(bytes).unwrap())
+    }
+
+    /// Deploys with the right token and asserts success (201 or 200).
+    pub fn deploy(&self, name: &str, bytes: &[u8]) -> Value {
+        let (status, v) = self.deploy_with(name, "", bytes, Some(TOKEN));
+        assert!(
+            status == 201 || status == 200,
+            "deploy {name}: {status} {v}"
+        );
+        v
+    }
+
+    pub fn delete(&self, name: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = agent().delete(format!("{}/v1/functions/{name}", self.url));
+        if let Some(t) = token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        read(req.call().unwrap())
+    }
+
+    /// POSTs a raw body to `/rpc`; returns status, body text and the usage headers.
+    pub fn rpc_raw(&self, body: &str) -> (u16, String) {
+        let mut r = agent()
+            .post(format!("{}/rpc", self.url))
+            .header("Content-Type", "application/json")
+            .send(body)
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    }
+
+    /// Sends one request and returns the whole response object.
+    pub fn call(&self, method: &str, params: Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let (status, text) = self.rpc_raw(&body.to_string());
+        assert_eq!(status, 200, "{text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Calls and returns `result`, failing the test on an error response.
+    pub fn result(&self, method: &str, params: Value) -> Value {
+        let r = self.call(method, params);
+        assert!(r.get("error").is_none(), "{method} failed: {r}");
+        r["result"].clone()
+    }
+
+    /// Calls and returns `error`, failing the test on success.
+    pub fn error(&self, method: &str, params: Value) -> Value {
+        let r = self.call(method, params);
+        assert!(r.get("result").is_none(), "{method} should fail: {r}");
+        r["error"].clone()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Bytes of an example guest from `functions/`, built by `build.rs`.
+pub fn guest(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("FNHOST_GUEST_DIR")).join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A `.wat` fixture from `tests/fixtures/`, assembled.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(format!("{name}.wat"));
+    wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The example guests and their deploy names.
+pub const EXAMPLES: [&str; 5] = ["math", "echo", "directory", "burn", "counter"];
+
+/// Starts a host in `dir` with every example deployed.
+pub fn host_with_examples(bin: &str, dir: &Path) -> Host {
+    let host = Host::start(bin, dir, &[]);
+    for name in EXAMPLES {
+        host.deploy(name, &guest(name));
+    }
+    host
+}
