@@ -117,6 +117,12 @@ pub struct Config {
     pub max_batch_len: usize,
     /// Modules compiled at once (compiles run on the blocking pool).
     pub compile_concurrency: usize,
+    /// A compile taking longer than this is refused (the module is not stored).
+    pub compile_timeout: Duration,
+    /// Functions a module may define; more is refused before compiling.
+    pub max_functions: u32,
+    /// Calls running at once per module name; past it callers get `busy`.
+    pub max_calls_per_module: u32,
     /// Table elements one instance may have.
     pub max_table_elements: u32,
     /// Wasm stack one call may use, in bytes; deeper recursion traps.
@@ -142,6 +148,9 @@ impl Config {
             max_concurrent_calls: 128,
             max_batch_len: 1_000,
             compile_concurrency: 2,
+            compile_timeout: Duration::from_secs(30),
+            max_functions: 20_000,
+            max_calls_per_module: 64,
             max_table_elements: 10_000,
             max_wasm_stack: 512 << 10,
             epoch_tick: Duration::from_millis(5),

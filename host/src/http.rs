@@ -5,7 +5,7 @@
 //! a handler is caught, counted, and answered as JSON-RPC -32603.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -14,7 +14,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Json, Router, middleware};
 use serde_json::{Value, json};
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -35,22 +35,59 @@ pub fn router(app: AppState) -> Router {
             get(show)
                 .put(deploy)
                 .delete(remove)
-                .layer(DefaultBodyLimit::max(module_limit)),
+                .layer(DefaultBodyLimit::max(module_limit))
+                .layer(middleware::from_fn_with_state(
+                    LengthCheck {
+                        limit: module_limit,
+                        what: "module",
+                        jsonrpc: false,
+                    },
+                    check_length,
+                )),
         )
         .route(
             "/rpc",
-            post(jsonrpc).layer(DefaultBodyLimit::max(request_limit)),
+            post(jsonrpc)
+                .layer(DefaultBodyLimit::max(request_limit))
+                .layer(middleware::from_fn_with_state(
+                    LengthCheck {
+                        limit: request_limit,
+                        what: "request body",
+                        jsonrpc: true,
+                    },
+                    check_length,
+                )),
         )
-        .layer(CatchPanicLayer::custom(
-            move |_panic: Box<dyn std::any::Any + Send>| {
-                panics.fetch_add(1, Ordering::Relaxed);
-                tracing::error!("a request handler panicked");
-                let mut out = Vec::new();
-                rpc::jsonrpc::write_error(&mut out, None, &Error::internal());
-                json_response(StatusCode::INTERNAL_SERVER_ERROR, out)
-            },
-        ))
+        .route(
+            "/RPC2",
+            post(xmlrpc).layer(DefaultBodyLimit::max(request_limit)),
+        )
+        .layer(catch_panics(panics))
         .with_state(app)
+}
+
+/// Answers a panicking handler with JSON-RPC -32603 (HTTP 500) and counts it in `panics`.
+pub fn catch_panics(panics: Arc<AtomicU64>) -> CatchPanicLayer<PanicAnswer> {
+    CatchPanicLayer::custom(PanicAnswer(panics))
+}
+
+/// See [`catch_panics`].
+#[derive(Clone)]
+pub struct PanicAnswer(Arc<AtomicU64>);
+
+impl tower_http::catch_panic::ResponseForPanic for PanicAnswer {
+    type ResponseBody = axum::body::Body;
+
+    fn response_for_panic(
+        &mut self,
+        _panic: Box<dyn std::any::Any + Send + 'static>,
+    ) -> axum::http::Response<Self::ResponseBody> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        tracing::error!("a request handler panicked; answered -32603");
+        let mut out = Vec::new();
+        rpc::jsonrpc::write_error(&mut out, None, &Error::internal());
+        json_response(StatusCode::INTERNAL_SERVER_ERROR, out)
+    }
 }
 
 /// Proof of the admin token; extracting it fails with 401 before the body is read.
@@ -87,13 +124,53 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
         .into_response()
 }
 
+/// A route's body limit, checked against `Content-Length` before the body is read.
+#[derive(Clone, Copy)]
+struct LengthCheck {
+    limit: usize,
+    what: &'static str,
+    /// Answer in JSON-RPC form rather than the admin API's.
+    jsonrpc: bool,
+}
+
+fn too_large(limit: usize, what: &str) -> Error {
+    Error::new(
+        Kind::PayloadTooLarge,
+        format!("the {what} is larger than the limit of {limit} bytes"),
+    )
+    .with("limit_bytes", limit)
+}
+
+/// Refuses an announced body over the limit at once, so a client streaming a huge upload is
+/// told before it sends it (the limit while reading still applies to chunked bodies).
+async fn check_length(
+    State(check): State<LengthCheck>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(len) if len > check.limit as u64 => {
+            let e = too_large(check.limit, check.what);
+            if check.jsonrpc {
+                let mut out = Vec::new();
+                rpc::jsonrpc::write_error(&mut out, None, &e);
+                json_response(e.kind.status(), out)
+            } else {
+                e.into_response()
+            }
+        }
+        _ => next.run(request).await,
+    }
+}
+
 fn body_error(rejection: BytesRejection, limit: usize, what: &str) -> Error {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        Error::new(
-            Kind::PayloadTooLarge,
-            format!("the {what} is larger than the limit of {limit} bytes"),
-        )
-        .with("limit_bytes", limit)
+        too_large(limit, what)
     } else {
         Error::new(
             Kind::InvalidRequest,
@@ -103,7 +180,12 @@ fn body_error(rejection: BytesRejection, limit: usize, what: &str) -> Error {
 }
 
 async fn healthz(State(app): State<AppState>) -> Json<Value> {
-    Json(json!({ "status": "ok", "modules": app.registry.list().len() }))
+    Json(json!({
+        "status": "ok",
+        "modules": app.registry.list().len(),
+        "calls_in_flight": app.config.max_concurrent_calls as usize - app.call_slots.available_permits(),
+        "panics": app.panics.load(Ordering::Relaxed),
+    }))
 }
 
 async fn list(State(app): State<AppState>) -> Json<Value> {
@@ -192,6 +274,25 @@ async fn jsonrpc(State(app): State<AppState>, body: Result<Bytes, BytesRejection
     response
 }
 
+/// XML-RPC: every answer, fault or not (an over-limit body included), is a 200 `text/xml`
+/// `methodResponse`, as XML-RPC clients expect.
+async fn xmlrpc(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let out = match body {
+        Ok(body) => rpc::xmlrpc::handle_xmlrpc(&app, &body).await,
+        Err(rejection) => rpc::xmlrpc::fault_response(&body_error(
+            rejection,
+            app.config.max_request_bytes,
+            "request body",
+        )),
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"))],
+        out,
+    )
+        .into_response()
+}
+
 /// An entry as the admin API shows it; `full` adds params, docs and the version history.
 fn describe(entry: &Entry, full: bool) -> Value {
     let current = entry.current();
@@ -233,6 +334,7 @@ fn describe(entry: &Entry, full: bool) -> Value {
     }
     v["methods"] = json!(methods);
     if full {
+        v["usage"] = entry.usage.to_json();
         v["limits"] = json!(entry.limits);
         v["versions"] = json!(entry.record.versions);
     }

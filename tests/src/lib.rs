@@ -22,6 +22,7 @@ pub struct Host {
     pub url: String,
     pub data_dir: PathBuf,
     log: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<Vec<String>>>,
 }
 
 fn agent() -> ureq::Agent {
@@ -69,8 +70,11 @@ impl Host {
         });
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let seen = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                seen.lock().unwrap().push(line.clone());
                 if let Some(url) = line.strip_prefix("fnhost listening on ") {
                     let _ = tx.send(url.to_owned());
                 }
@@ -89,7 +93,17 @@ impl Host {
             url,
             data_dir: data_dir.to_owned(),
             log,
+            stdout: lines,
         }
+    }
+
+    /// The rest of the first stdout line that starts with `prefix` (e.g. the TCP address).
+    pub fn stdout_after(&self, prefix: &str) -> Option<String> {
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix).map(str::to_owned))
     }
 
     /// Everything the host has written to stderr so far.
@@ -101,6 +115,11 @@ impl Host {
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The process id (for /proc readings).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process is still running.
@@ -125,6 +144,32 @@ impl Host {
             req = req.header("Authorization", &format!("Bearer {t}"));
         }
         read(req.send(bytes).unwrap())
+    }
+
+    /// Announces a `len`-byte upload without sending it, as a client streaming a huge file
+    /// would, and returns the server's early answer (status and JSON body).
+    pub fn deploy_declaring(&self, name: &str, len: usize) -> (u16, Value) {
+        use std::io::{Read, Write};
+        let addr = self.url.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "PUT /v1/functions/{name} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Length: {len}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        // The server may answer and close before taking all of this.
+        let _ = s.write_all(&vec![0u8; 64 << 10]);
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        let text = String::from_utf8_lossy(&raw);
+        let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+        (
+            status,
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}")),
+        )
     }
 
     /// Deploys with the right token and asserts success (201 or 200).

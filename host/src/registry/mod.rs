@@ -6,6 +6,7 @@
 //! deploy changes nothing.
 
 pub mod store;
+pub mod usage;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -59,6 +60,10 @@ pub struct Entry {
     pub limits: Limits,
     /// The program, or why it cannot be served (e.g. its stored bytes failed verification).
     pub program: Result<Arc<Program>, String>,
+    /// Call counters; kept across versions of the name.
+    pub usage: Arc<usage::Usage>,
+    /// Bounds this name's calls in flight, so one hot or hostile module cannot take every slot.
+    pub call_slots: Arc<Semaphore>,
 }
 
 impl Entry {
@@ -84,10 +89,13 @@ pub struct Registry {
     live: DashMap<String, Arc<Entry>>,
     /// Serializes commits (store writes + live swap); compiles run outside it.
     commit_lock: Mutex<()>,
-    /// Bounds compiles running at once.
-    compile_slots: Semaphore,
+    /// Bounds compiles running at once. A slot is held until the compile really ends, even
+    /// when the deploy has already given up on it.
+    compile_slots: Arc<Semaphore>,
+    compile_timeout: std::time::Duration,
     defaults: Limits,
     maxima: Limits,
+    max_calls_per_module: usize,
 }
 
 impl std::fmt::Debug for Registry {
@@ -109,12 +117,15 @@ impl Registry {
             sandbox,
             live: DashMap::new(),
             commit_lock: Mutex::new(()),
-            compile_slots: Semaphore::new(config.compile_concurrency.max(1)),
+            compile_slots: Arc::new(Semaphore::new(config.compile_concurrency.max(1))),
+            compile_timeout: config.compile_timeout,
             defaults: config.defaults,
             maxima: config.maxima,
+            max_calls_per_module: config.max_calls_per_module.max(1) as usize,
         };
         let (store, sandbox) = (registry.store.clone(), registry.sandbox.clone());
         let (defaults, maxima) = (registry.defaults, registry.maxima);
+        let per_module = registry.max_calls_per_module;
         let entries = tokio::task::spawn_blocking(move || {
             let records = store.load_names()?;
             let referenced: HashSet<Digest> = records
@@ -129,7 +140,7 @@ impl Registry {
             Ok::<_, StoreError>(
                 records
                     .into_iter()
-                    .filter_map(|r| load_entry(&store, &sandbox, r, &defaults, &maxima))
+                    .filter_map(|r| load_entry(&store, &sandbox, r, &defaults, &maxima, per_module))
                     .collect::<Vec<_>>(),
             )
         })
@@ -179,13 +190,35 @@ impl Registry {
         }
 
         let compiled = {
-            let _slot = self
+            let slot = self
                 .compile_slots
-                .acquire()
+                .clone()
+                .acquire_owned()
                 .await
                 .map_err(|_| Error::internal())?;
             let (sandbox, bytes) = (self.sandbox.clone(), bytes.clone());
-            blocking(move || sandbox.compile(digest, &bytes)).await?
+            let compile = tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                sandbox.compile(digest, &bytes)
+            });
+            match tokio::time::timeout(self.compile_timeout, compile).await {
+                Ok(Ok(result)) => result?,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "compile task failed");
+                    return Err(Error::internal());
+                }
+                Err(_) => {
+                    tracing::warn!(name, %digest, "compile exceeded its time budget; refused");
+                    return Err(Error::new(
+                        Kind::BadModule,
+                        format!(
+                            "compiling the module took longer than the budget of {} s; refused",
+                            self.compile_timeout.as_secs_f64()
+                        ),
+                    )
+                    .with("limit_ms", self.compile_timeout.as_millis() as u64));
+                }
+            }
         };
 
         let _commit = self.commit_lock.lock().await;
@@ -224,11 +257,20 @@ impl Registry {
         })
         .await?;
 
+        let previous = self.get(name);
         let entry = Arc::new(Entry {
             name: Arc::from(name),
             record,
             limits,
             program: Ok(Arc::new(compiled.program)),
+            usage: previous
+                .as_ref()
+                .map(|e| e.usage.clone())
+                .unwrap_or_default(),
+            call_slots: previous.map_or_else(
+                || Arc::new(Semaphore::new(self.max_calls_per_module)),
+                |e| e.call_slots.clone(),
+            ),
         });
         self.live.insert(name.to_owned(), entry.clone());
         tracing::info!(name, version, %digest, "deployed");
@@ -292,6 +334,7 @@ fn load_entry(
     record: NameRecord,
     defaults: &Limits,
     maxima: &Limits,
+    max_calls: usize,
 ) -> Option<Entry> {
     let current = record.current()?.clone();
     let name: Arc<str> = Arc::from(record.name.as_str());
@@ -350,6 +393,8 @@ fn load_entry(
         record,
         limits,
         program,
+        usage: Arc::default(),
+        call_slots: Arc::new(Semaphore::new(max_calls)),
     })
 }
 

@@ -6,15 +6,36 @@
 //! TCP transport) slot in beside it and share [`dispatch`].
 
 pub mod jsonrpc;
+pub mod params;
+pub mod system;
+pub mod tcp;
+pub mod xmlrpc;
 
+use std::time::Instant;
+
+use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::App;
 use crate::error::{Error, Kind};
 use crate::sandbox::CallOutput;
 
-/// Runs `method` with `params` (raw JSON text, empty for none).
+/// Runs `method` with `params` (raw JSON text, empty for none): a guest function, or one of
+/// the protocol's own methods (`system.*`, `rpc.discover`).
 pub async fn dispatch(app: &App, method: &str, params: &[u8]) -> Result<CallOutput, Error> {
+    let start = Instant::now();
+    if let Some(answer) = builtin(app, method, params) {
+        let value = answer?;
+        let result = serde_json::value::to_raw_value(&value).map_err(|e| {
+            tracing::error!(error = %e, method, "cannot encode a builtin answer");
+            Error::internal()
+        })?;
+        return Ok(CallOutput {
+            result,
+            fuel_used: 0,
+            elapsed: start.elapsed(),
+        });
+    }
     let Some((module, function)) = method.split_once('.') else {
         return Err(Error::new(
             Kind::MethodNotFound,
@@ -38,7 +59,7 @@ pub async fn dispatch(app: &App, method: &str, params: &[u8]) -> Result<CallOutp
         )
         .with("module", module)
     })?;
-    if program.function(function).is_none() {
+    let Some(meta) = program.function(function) else {
         return Err(Error::new(
             Kind::MethodNotFound,
             format!("no method `{method}`: the module `{module}` has no function `{function}`"),
@@ -47,20 +68,94 @@ pub async fn dispatch(app: &App, method: &str, params: &[u8]) -> Result<CallOutp
         .with("module", module)
         .with("function", function)
         .with("reason", "function_not_found"));
-    }
-    let _slot = app.call_slots.try_acquire().map_err(|_| {
-        Error::new(
-            Kind::Busy,
-            format!(
-                "the host is running its maximum of {} calls; try again shortly",
-                app.config.max_concurrent_calls
-            ),
+    };
+    let result = match params::check(meta, params) {
+        Err(e) => Err(e.with("module", module).with("function", function)),
+        Ok(()) => match (app.call_slots.try_acquire(), entry.call_slots.try_acquire()) {
+            (Ok(_total), Ok(_module)) => {
+                program
+                    .call(&entry.name, function, params, &entry.limits)
+                    .await
+            }
+            (Err(_), _) => Err(Error::new(
+                Kind::Busy,
+                format!(
+                    "the host is running its maximum of {} calls; try again shortly",
+                    app.config.max_concurrent_calls
+                ),
+            )
+            .with("limit", app.config.max_concurrent_calls)
+            .with("scope", "host")),
+            (_, Err(_)) => Err(Error::new(
+                Kind::Busy,
+                format!(
+                    "the module `{module}` is running its maximum of {} calls; try again shortly",
+                    app.config.max_calls_per_module
+                ),
+            )
+            .with("limit", app.config.max_calls_per_module)
+            .with("scope", "module")
+            .with("module", module)),
+        },
+    };
+    let (fuel, elapsed) = match &result {
+        Ok(out) => (out.fuel_used, out.elapsed.as_micros()),
+        Err(e) => (
+            e.data["fuel_used"].as_u64().unwrap_or(0),
+            start.elapsed().as_micros(),
+        ),
+    };
+    let elapsed = u64::try_from(elapsed).unwrap_or(u64::MAX);
+    entry.usage.record(
+        function,
+        fuel,
+        elapsed,
+        result.as_ref().err().map(|e| e.kind),
+    );
+    result
+}
+
+/// The protocol's own methods; `None` for anything else.
+fn builtin(app: &App, method: &str, params: &[u8]) -> Option<Result<Value, Error>> {
+    let method_param = || -> Result<String, Error> {
+        let bad = || {
+            Error::new(
+                Kind::InvalidParams,
+                format!("`{method}` takes one parameter: a method name, e.g. [\"math.add\"]"),
+            )
+            .with("param", "method")
+        };
+        match serde_json::from_slice::<Value>(params).map_err(|_| bad())? {
+            Value::Array(a) if a.len() == 1 => a[0].as_str().map(str::to_owned).ok_or_else(bad),
+            Value::Object(o) if o.len() == 1 => o
+                .get("method")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(bad),
+            _ => Err(bad()),
+        }
+    };
+    Some(match method {
+        "system.listMethods" => Ok(Value::from(system::list_methods(app))),
+        "system.methodHelp" => {
+            method_param().and_then(|m| system::method_help(app, &m).map(Value::from))
+        }
+        "system.methodSignature" => {
+            method_param().and_then(|m| Ok(serde_json::json!(system::method_signature(app, &m)?)))
+        }
+        "rpc.discover" => Ok(system::discover(app)),
+        "system.multicall" => Err(Error::new(
+            Kind::MethodNotFound,
+            "`system.multicall` is answered on XML-RPC (/RPC2); JSON-RPC clients send a batch",
         )
-        .with("limit", app.config.max_concurrent_calls)
-    })?;
-    program
-        .call(&entry.name, function, params, &entry.limits)
-        .await
+        .with("method", method)),
+        _ if method.starts_with("rpc.") => Err(Error::new(
+            Kind::MethodNotFound,
+            format!("no method `{method}`: names starting with `rpc.` are reserved"),
+        )
+        .with("method", method)),
+        _ => return None,
+    })
 }
 
 /// Usage of a single call, for response headers.

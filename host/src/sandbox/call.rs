@@ -100,6 +100,11 @@ pub(super) fn add_host_functions(linker: &mut Linker<CallState>) -> wasmtime::Re
         fnhost_abi::HOST_MODULE,
         fnhost_abi::LOG_IMPORT,
         |mut caller: Caller<'_, CallState>, level: i32, ptr: i32, len: i32| -> wasmtime::Result<()> {
+            // Past the line cap, count and return before touching memory: a flood stays cheap.
+            if caller.data().log_lines >= fnhost_abi::MAX_LOG_LINES {
+                caller.data_mut().log_dropped += 1;
+                return Ok(());
+            }
             let Some(Extern::Memory(memory)) = caller.get_export(fnhost_abi::MEMORY_EXPORT) else {
                 return Err(HostFnRefused("log: the module has no memory".into()).into());
             };
@@ -114,10 +119,6 @@ pub(super) fn add_host_functions(linker: &mut Linker<CallState>) -> wasmtime::Re
             let cut = &bytes[..len.min(fnhost_abi::MAX_LOG_MESSAGE)];
             let message = String::from_utf8_lossy(cut).into_owned();
             let state = caller.data_mut();
-            if state.log_lines >= fnhost_abi::MAX_LOG_LINES {
-                state.log_dropped += 1;
-                return Ok(());
-            }
             state.log_lines += 1;
             let (module, function, digest) = (&*state.module, &*state.function, state.digest);
             macro_rules! emit {

@@ -117,7 +117,7 @@ impl Sandbox {
         let caps = Caps {
             max_memory_bytes: config.maxima.memory_bytes,
             max_table_elements: config.max_table_elements,
-            max_functions: 100_000,
+            max_functions: config.max_functions,
         };
 
         let engine = match Engine::new(&wasm_config(config, true)) {

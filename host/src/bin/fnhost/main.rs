@@ -95,6 +95,24 @@ struct ServeArgs {
     /// Calls running at once, in total; more get `busy`.
     #[arg(long)]
     max_concurrent_calls: Option<u32>,
+    /// Calls running at once per module name; more get `busy`.
+    #[arg(long)]
+    max_calls_per_module: Option<u32>,
+    /// A module whose compile takes longer than this is refused (milliseconds).
+    #[arg(long)]
+    compile_timeout_ms: Option<u64>,
+    /// Also serve newline-delimited JSON-RPC 2.0 over plain TCP on this address (off by default).
+    #[arg(long)]
+    tcp: Option<SocketAddr>,
+    /// TCP: close a connection idle for this long (milliseconds).
+    #[arg(long, default_value_t = 60_000)]
+    tcp_idle_timeout_ms: u64,
+    /// TCP: a request line must arrive, and its answer be written, within this (milliseconds).
+    #[arg(long, default_value_t = 10_000)]
+    tcp_request_timeout_ms: u64,
+    /// TCP: connections open at once; more get `busy` and are closed.
+    #[arg(long, default_value_t = 256)]
+    tcp_max_connections: usize,
 }
 
 fn main() -> std::process::ExitCode {
@@ -160,6 +178,14 @@ fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         anyhow::ensure!(n > 0, "--max-concurrent-calls must be above 0");
         config.max_concurrent_calls = n;
     }
+    if let Some(n) = args.max_calls_per_module {
+        anyhow::ensure!(n > 0, "--max-calls-per-module must be above 0");
+        config.max_calls_per_module = n;
+    }
+    if let Some(ms) = args.compile_timeout_ms {
+        anyhow::ensure!(ms > 0, "--compile-timeout-ms must be above 0");
+        config.compile_timeout = std::time::Duration::from_millis(ms);
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -176,6 +202,30 @@ fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        let tcp = match args.tcp {
+            None => None,
+            Some(tcp_addr) => {
+                let tcp_listener = tokio::net::TcpListener::bind(tcp_addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {tcp_addr} (--tcp)"))?;
+                println!("fnhost tcp listening on {}", tcp_listener.local_addr()?);
+                Some(tokio::spawn(fnhost::rpc::tcp::serve(
+                    tcp_listener,
+                    state.clone(),
+                    fnhost::rpc::tcp::TcpLimits {
+                        idle: std::time::Duration::from_millis(args.tcp_idle_timeout_ms),
+                        request: std::time::Duration::from_millis(args.tcp_request_timeout_ms),
+                        max_connections: args.tcp_max_connections.max(1),
+                    },
+                    stopped.clone(),
+                )))
+            }
+        };
         match &state.admin.path {
             Some(path) => println!("admin token: {}", path.display()),
             None => println!("admin token: from FNHOST_ADMIN_TOKEN"),
@@ -183,7 +233,14 @@ fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         // Tests and scripts read this line to find the port.
         println!("fnhost listening on http://{addr}");
         tracing::info!(%addr, modules = state.registry.list().len(), "serving");
-        fnhost::run(listener, state, shutdown_signal()).await?;
+        let mut http_stop = stopped;
+        fnhost::run(listener, state, async move {
+            let _ = http_stop.wait_for(|stop| *stop).await;
+        })
+        .await?;
+        if let Some(tcp) = tcp {
+            let _ = tcp.await;
+        }
         tracing::info!("stopped");
         Ok(std::process::ExitCode::SUCCESS)
     })
