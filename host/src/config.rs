@@ -159,9 +159,128 @@ impl Config {
     }
 }
 
+impl LimitOverrides {
+    /// Like [`LimitOverrides::resolve`], but an override above a maximum (the operator lowered
+    /// it since the deploy) is clamped to it rather than refused, so the function stays up.
+    pub fn clamped(&self, defaults: &Limits, maxima: &Limits) -> Limits {
+        Limits {
+            fuel: self.fuel.unwrap_or(defaults.fuel).min(maxima.fuel),
+            timeout_ms: self
+                .timeout_ms
+                .unwrap_or(defaults.timeout_ms)
+                .min(maxima.timeout_ms),
+            memory_bytes: self
+                .memory_mib
+                .map_or(defaults.memory_bytes, |m| m.saturating_mul(1 << 20))
+                .min(maxima.memory_bytes),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `1234567` -> `1,234,567`, as the README writes numbers.
+    fn grouped(n: u64) -> String {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    /// The README's limits table states these defaults; they must be the code's.
+    #[test]
+    fn readme_limits_table_matches_the_defaults() {
+        let readme = include_str!("../../README.md");
+        let c = Config::new("x");
+        let rows = [
+            format!(
+                "| {} | {} |",
+                grouped(c.defaults.fuel),
+                grouped(c.maxima.fuel)
+            ),
+            format!(
+                "| {} ms | {} ms |",
+                grouped(c.defaults.timeout_ms),
+                grouped(c.maxima.timeout_ms)
+            ),
+            format!(
+                "| {} MiB | {} MiB |",
+                c.defaults.memory_bytes >> 20,
+                c.maxima.memory_bytes >> 20
+            ),
+            format!(
+                "| table elements per instance | {} |",
+                grouped(c.max_table_elements.into())
+            ),
+            format!("| wasm stack per call | {} KiB |", c.max_wasm_stack >> 10),
+            format!(
+                "| functions defined per module | {} |",
+                grouped(c.max_functions.into())
+            ),
+            format!(
+                "| compile time per upload | {} s |",
+                c.compile_timeout.as_secs()
+            ),
+            format!("{} at a time |", c.compile_concurrency),
+            format!("| module upload | {} MiB |", c.max_module_bytes >> 20),
+            format!(
+                "| `/rpc` request body | {} MiB |",
+                c.max_request_bytes >> 20
+            ),
+            format!("| guest result | {} MiB |", c.max_result_bytes >> 20),
+            format!(
+                "| concurrent calls, in total | {} |",
+                c.max_concurrent_calls
+            ),
+            format!(
+                "| concurrent calls, per module | {} |",
+                c.max_calls_per_module
+            ),
+            format!(
+                "| {} | – | `invalid_request`",
+                grouped(c.max_batch_len as u64)
+            ),
+            format!(
+                "| {} ({} KiB each) |",
+                fnhost_abi::MAX_LOG_LINES,
+                fnhost_abi::MAX_LOG_MESSAGE >> 10
+            ),
+        ];
+        let tcp = crate::rpc::tcp::TcpLimits::default();
+        let tcp_row = format!(
+            "| {} s / {} s / {} |",
+            tcp.idle.as_secs(),
+            tcp.request.as_secs(),
+            tcp.max_connections
+        );
+        for row in rows.into_iter().chain([tcp_row]) {
+            assert!(
+                readme.contains(&row),
+                "README.md's limits table lacks `{row}`"
+            );
+        }
+    }
+
+    #[test]
+    fn clamping_keeps_values_within_maxima() {
+        let o = LimitOverrides {
+            fuel: Some(u64::MAX),
+            timeout_ms: Some(5),
+            memory_mib: Some(u64::MAX),
+        };
+        let l = o.clamped(&DEFAULT_LIMITS, &MAX_LIMITS);
+        assert_eq!(
+            (l.fuel, l.timeout_ms, l.memory_bytes),
+            (MAX_LIMITS.fuel, 5, MAX_LIMITS.memory_bytes)
+        );
+    }
 
     #[test]
     fn overrides_resolve_against_defaults_and_maxima() {

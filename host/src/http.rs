@@ -303,40 +303,52 @@ fn describe(entry: &Entry, full: bool) -> Value {
         "size": current.size,
         "deployed_at": current.deployed_at,
     });
-    let (status, methods) = match &entry.program {
-        Ok(program) => {
-            let methods: Vec<Value> = program
-                .functions()
-                .iter()
-                .map(|f| {
-                    let method = format!("{}.{}", entry.name, f.name);
-                    if full {
-                        json!({
-                            "name": method,
-                            "function": f.name,
-                            "doc": f.doc,
-                            "params": f.params,
-                            "result": f.result,
-                            "raw": f.raw,
-                        })
-                    } else {
-                        Value::String(method)
-                    }
+    let methods: Vec<Value> = entry
+        .functions()
+        .iter()
+        .map(|f| {
+            let method = format!("{}.{}", entry.name, f.name);
+            if full {
+                json!({
+                    "name": method,
+                    "function": f.name,
+                    "doc": f.doc,
+                    "params": f.params,
+                    "result": f.result,
+                    "raw": f.raw,
                 })
-                .collect();
-            ("ready", methods)
+            } else {
+                Value::String(method)
+            }
+        })
+        .collect();
+    match entry.unavailable() {
+        Some(reason) => {
+            v["status"] = json!("unavailable");
+            v["error"] = json!(reason);
         }
-        Err(_) => ("unavailable", Vec::new()),
-    };
-    v["status"] = json!(status);
-    if let Err(reason) = &entry.program {
-        v["error"] = json!(reason);
+        None => v["status"] = json!("ready"),
     }
+    v["loaded"] = json!(entry.status() == "loaded");
     v["methods"] = json!(methods);
     if full {
         v["usage"] = entry.usage.to_json();
         v["limits"] = json!(entry.limits);
-        v["versions"] = json!(entry.record.versions);
+        let versions: Vec<Value> = entry
+            .record
+            .versions
+            .iter()
+            .map(|r| {
+                json!({
+                    "version": r.version,
+                    "sha256": r.sha256,
+                    "size": r.size,
+                    "deployed_at": r.deployed_at,
+                    "limits": r.limits,
+                })
+            })
+            .collect();
+        v["versions"] = json!(versions);
     }
     v
 }

@@ -68,13 +68,20 @@ impl App {
         let sandbox = Arc::new(sandbox::Sandbox::new(&config)?);
         let admin = auth::AdminToken::load(config.admin_token.clone(), &config.data_dir)?;
         let registry = registry::Registry::open(&config, sandbox).await?;
-        Ok(Arc::new(App {
+        let app = Arc::new(App {
             call_slots: Semaphore::new(config.max_concurrent_calls as usize),
             config,
             registry,
             admin,
             panics: Arc::new(AtomicU64::new(0)),
-        }))
+        });
+        // Serve at once; verify and load every stored module in the background, so a
+        // corrupted one is reported right after start-up rather than at its first call.
+        let loader = app.clone();
+        tokio::spawn(async move {
+            loader.registry.load_all().await;
+        });
+        Ok(app)
     }
 }
 

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use dashmap::DashMap;
-use tokio::sync::{Mutex, Semaphore};
+use fnhost_abi::FunctionMeta;
+use tokio::sync::{Mutex, OnceCell, Semaphore};
 
 use crate::config::{Config, LimitOverrides, Limits};
 use crate::digest::Digest;
@@ -58,8 +59,9 @@ pub struct Entry {
     pub record: NameRecord,
     /// The limits in force for calls.
     pub limits: Limits,
-    /// The program, or why it cannot be served (e.g. its stored bytes failed verification).
-    pub program: Result<Arc<Program>, String>,
+    /// The program once loaded (verified and compiled or deserialized), or why it cannot be
+    /// served. Empty until the first call or the background check after start-up.
+    program: OnceCell<Result<Arc<Program>, String>>,
     /// Call counters; kept across versions of the name.
     pub usage: Arc<usage::Usage>,
     /// Bounds this name's calls in flight, so one hot or hostile module cannot take every slot.
@@ -70,6 +72,34 @@ impl Entry {
     pub fn current(&self) -> &VersionRecord {
         // A record is only ever created with one version and only grows.
         &self.record.versions[self.record.versions.len() - 1]
+    }
+
+    /// The current version's functions, from the persisted metadata: listings, introspection
+    /// and params checks never need the program itself.
+    pub fn functions(&self) -> &[FunctionMeta] {
+        &self.current().functions
+    }
+
+    /// One function's metadata.
+    pub fn function(&self, name: &str) -> Option<&FunctionMeta> {
+        self.functions().iter().find(|f| f.name == name)
+    }
+
+    /// Why the entry cannot be served, once that is known.
+    pub fn unavailable(&self) -> Option<&str> {
+        match self.program.get() {
+            Some(Err(reason)) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// `loaded`, `not_loaded` (loads on first call) or `unavailable`.
+    pub fn status(&self) -> &'static str {
+        match self.program.get() {
+            Some(Ok(_)) => "loaded",
+            Some(Err(_)) => "unavailable",
+            None => "not_loaded",
+        }
     }
 }
 
@@ -108,8 +138,9 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    /// Opens the store and loads every name. A name whose module fails verification or does
-    /// not compile is kept, marked unavailable, and logged; the host still starts.
+    /// Opens the store and reads every name record. Programs load lazily: on a name's first
+    /// call, or in [`Registry::load_all`], which the host runs in the background after start-up
+    /// so a corrupted module is reported at once without delaying the start.
     pub async fn open(config: &Config, sandbox: Arc<Sandbox>) -> Result<Self, StoreError> {
         let store = Arc::new(Store::open(&config.data_dir, sandbox.compat_key())?);
         let registry = Self {
@@ -123,10 +154,8 @@ impl Registry {
             maxima: config.maxima,
             max_calls_per_module: config.max_calls_per_module.max(1) as usize,
         };
-        let (store, sandbox) = (registry.store.clone(), registry.sandbox.clone());
-        let (defaults, maxima) = (registry.defaults, registry.maxima);
-        let per_module = registry.max_calls_per_module;
-        let entries = tokio::task::spawn_blocking(move || {
+        let store = registry.store.clone();
+        let records = tokio::task::spawn_blocking(move || {
             let records = store.load_names()?;
             let referenced: HashSet<Digest> = records
                 .iter()
@@ -137,21 +166,63 @@ impl Registry {
                 Ok(n) => tracing::info!(removed = n, "removed unreferenced module files"),
                 Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
             }
-            Ok::<_, StoreError>(
-                records
-                    .into_iter()
-                    .filter_map(|r| load_entry(&store, &sandbox, r, &defaults, &maxima, per_module))
-                    .collect::<Vec<_>>(),
-            )
+            Ok::<_, StoreError>(records)
         })
         .await
         .map_err(|e| StoreError::other("loading failed in", &config.data_dir, e.to_string()))??;
-        for entry in entries {
+        for record in records {
+            let Some(current) = record.current() else {
+                continue;
+            };
+            let limits = current.limits.clamped(&registry.defaults, &registry.maxima);
+            let entry = Entry {
+                name: Arc::from(record.name.as_str()),
+                record,
+                limits,
+                program: OnceCell::new(),
+                usage: Arc::default(),
+                call_slots: Arc::new(Semaphore::new(registry.max_calls_per_module)),
+            };
             registry
                 .live
                 .insert(entry.name.to_string(), Arc::new(entry));
         }
         Ok(registry)
+    }
+
+    /// The program of `entry`, loading it on first use: the module bytes are read and checked
+    /// against their sha256, then the cached artifact is loaded (or the module recompiled).
+    pub async fn program(&self, entry: &Entry) -> Result<Arc<Program>, String> {
+        entry
+            .program
+            .get_or_init(|| async {
+                let (store, sandbox) = (self.store.clone(), self.sandbox.clone());
+                let (name, digest) = (entry.name.clone(), entry.current().sha256);
+                tokio::task::spawn_blocking(move || load_program(&store, &sandbox, &name, digest))
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "loading a module failed");
+                        Err("loading it failed; the host's log has the details".to_owned())
+                    })
+            })
+            .await
+            .clone()
+    }
+
+    /// Loads every name's program, one after another, logging each that cannot be served.
+    /// Returns how many are unavailable.
+    pub async fn load_all(&self) -> usize {
+        let mut unavailable = 0;
+        for entry in self.list() {
+            unavailable += usize::from(self.program(&entry).await.is_err());
+        }
+        if unavailable > 0 {
+            tracing::error!(
+                unavailable,
+                "some modules cannot be served; see the log lines above"
+            );
+        }
+        unavailable
     }
 
     /// The entry of `name`, if deployed.
@@ -179,7 +250,7 @@ impl Registry {
             self.get(name).filter(|e| {
                 e.current().sha256 == *digest
                     && e.current().limits == overrides
-                    && e.program.is_ok()
+                    && e.unavailable().is_none()
             })
         };
         // Hash off the async workers too: uploads can be megabytes.
@@ -239,6 +310,7 @@ impl Registry {
             size: bytes.len() as u64,
             deployed_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             limits: overrides,
+            functions: compiled.program.functions().to_vec(),
         });
         let store = self.store.clone();
         let artifact = compiled.artifact;
@@ -262,7 +334,7 @@ impl Registry {
             name: Arc::from(name),
             record,
             limits,
-            program: Ok(Arc::new(compiled.program)),
+            program: OnceCell::new_with(Some(Ok(Arc::new(compiled.program)))),
             usage: previous
                 .as_ref()
                 .map(|e| e.usage.clone())
@@ -328,74 +400,35 @@ pub fn not_found(name: &str) -> Error {
     .with("name", name)
 }
 
-fn load_entry(
+/// Reads, verifies and instantiates-for-calls the module `digest` of `name` (blocking).
+fn load_program(
     store: &Store,
     sandbox: &Sandbox,
-    record: NameRecord,
-    defaults: &Limits,
-    maxima: &Limits,
-    max_calls: usize,
-) -> Option<Entry> {
-    let current = record.current()?.clone();
-    let name: Arc<str> = Arc::from(record.name.as_str());
-    let digest = current.sha256;
-    // Limits the operator has since lowered are clamped, not refused: the function stays up.
-    let limits = current
-        .limits
-        .resolve(defaults, maxima)
-        .unwrap_or_else(|e| {
-            tracing::warn!(name = &*name, error = %e, "stored limits exceed the host maxima; clamped");
-            Limits {
-                fuel: current.limits.fuel.unwrap_or(defaults.fuel).min(maxima.fuel),
-                timeout_ms: current
-                    .limits
-                    .timeout_ms
-                    .unwrap_or(defaults.timeout_ms)
-                    .min(maxima.timeout_ms),
-                memory_bytes: current
-                    .limits
-                    .memory_mib
-                    .map_or(defaults.memory_bytes, |m| m << 20)
-                    .min(maxima.memory_bytes),
-            }
-        });
-    let program = (|| {
-        let bytes = store.read_module(&digest).map_err(|e| {
-            tracing::error!(name = &*name, %digest, error = %e, "module bytes unreadable; not served");
-            "its stored module bytes cannot be read".to_owned()
-        })?;
-        if Digest::of(&bytes) != digest {
-            tracing::error!(
-                name = &*name, %digest,
-                "stored module bytes do not match their sha256; not served"
-            );
-            return Err("its stored module bytes do not match their sha256".to_owned());
+    name: &str,
+    digest: Digest,
+) -> Result<Arc<Program>, String> {
+    let bytes = store.read_module(&digest).map_err(|e| {
+        tracing::error!(name, %digest, error = %e, "module bytes unreadable; not served");
+        "its stored module bytes cannot be read".to_owned()
+    })?;
+    if Digest::of(&bytes) != digest {
+        tracing::error!(name, %digest, "stored module bytes do not match their sha256; not served");
+        return Err("its stored module bytes do not match their sha256".to_owned());
+    }
+    if let Some(artifact) = store.verified_artifact(&digest) {
+        match sandbox.load_artifact(digest, &bytes, &artifact) {
+            Ok(program) => return Ok(Arc::new(program)),
+            Err(e) => tracing::warn!(name, %digest, error = %e, "artifact unusable; recompiling"),
         }
-        if let Some(artifact) = store.verified_artifact(&digest) {
-            match sandbox.load_artifact(digest, &bytes, &artifact) {
-                Ok(program) => return Ok(Arc::new(program)),
-                Err(e) => {
-                    tracing::warn!(name = &*name, %digest, error = %e, "artifact unusable; recompiling")
-                }
-            }
-        }
-        let compiled = sandbox.compile(digest, &bytes).map_err(|e| {
-            tracing::error!(name = &*name, %digest, error = %e, "stored module no longer compiles");
-            format!("it no longer compiles: {}", e.message)
-        })?;
-        if let Err(e) = store.put_artifact(&digest, &compiled.artifact) {
-            tracing::warn!(%digest, error = %e, "cannot cache the compiled artifact");
-        }
-        Ok(Arc::new(compiled.program))
-    })();
-    Some(Entry {
-        name,
-        record,
-        limits,
-        program,
-        usage: Arc::default(),
-        call_slots: Arc::new(Semaphore::new(max_calls)),
-    })
+    }
+    let compiled = sandbox.compile(digest, &bytes).map_err(|e| {
+        tracing::error!(name, %digest, error = %e, "stored module no longer compiles");
+        format!("it no longer compiles: {}", e.message)
+    })?;
+    if let Err(e) = store.put_artifact(&digest, &compiled.artifact) {
+        tracing::warn!(%digest, error = %e, "cannot cache the compiled artifact");
+    }
+    Ok(Arc::new(compiled.program))
 }
 
 fn log_store(what: &'static str) -> impl Fn(StoreError) -> Error {

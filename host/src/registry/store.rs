@@ -53,7 +53,7 @@ fn ctx(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError 
 }
 
 /// One deployed version of a name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VersionRecord {
     /// 1, 2, 3, ... per name.
     pub version: u32,
@@ -65,10 +65,13 @@ pub struct VersionRecord {
     /// Limits the deployer asked for.
     #[serde(default)]
     pub limits: LimitOverrides,
+    /// The module's functions (its metadata), so listings need not load the module.
+    #[serde(default)]
+    pub functions: Vec<fnhost_abi::FunctionMeta>,
 }
 
 /// A name and its history; the last version is the one served.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NameRecord {
     pub name: String,
     pub versions: Vec<VersionRecord>,
@@ -285,6 +288,7 @@ mod tests {
                 size: 3,
                 deployed_at: "2026-01-01T00:00:00Z".into(),
                 limits: LimitOverrides::default(),
+                functions: Vec::new(),
             }],
         }
     }

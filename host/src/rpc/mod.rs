@@ -52,14 +52,7 @@ pub async fn dispatch(app: &App, method: &str, params: &[u8]) -> Result<CallOutp
         .with("module", module)
         .with("reason", "module_not_found"));
     };
-    let program = entry.program.as_ref().map_err(|reason| {
-        Error::new(
-            Kind::ModuleUnavailable,
-            format!("the module `{module}` cannot be served: {reason}"),
-        )
-        .with("module", module)
-    })?;
-    let Some(meta) = program.function(function) else {
+    let Some(meta) = entry.function(function) else {
         return Err(Error::new(
             Kind::MethodNotFound,
             format!("no method `{method}`: the module `{module}` has no function `{function}`"),
@@ -69,14 +62,24 @@ pub async fn dispatch(app: &App, method: &str, params: &[u8]) -> Result<CallOutp
         .with("function", function)
         .with("reason", "function_not_found"));
     };
+    let unavailable = |reason: String| {
+        Error::new(
+            Kind::ModuleUnavailable,
+            format!("the module `{module}` cannot be served: {reason}"),
+        )
+        .with("module", module)
+    };
     let result = match params::check(meta, params) {
         Err(e) => Err(e.with("module", module).with("function", function)),
         Ok(()) => match (app.call_slots.try_acquire(), entry.call_slots.try_acquire()) {
-            (Ok(_total), Ok(_module)) => {
-                program
-                    .call(&entry.name, function, params, &entry.limits)
-                    .await
-            }
+            (Ok(_total), Ok(_module)) => match app.registry.program(&entry).await {
+                Ok(program) => {
+                    program
+                        .call(&entry.name, function, params, &entry.limits)
+                        .await
+                }
+                Err(reason) => Err(unavailable(reason)),
+            },
             (Err(_), _) => Err(Error::new(
                 Kind::Busy,
                 format!(

@@ -20,9 +20,9 @@ pub const SYSTEM_METHODS: [&str; 4] = [
 pub fn list_methods(app: &App) -> Vec<String> {
     let mut methods: Vec<String> = Vec::new();
     for entry in app.registry.list() {
-        if let Ok(program) = &entry.program {
+        if entry.unavailable().is_none() {
             methods.extend(
-                program
+                entry
                     .functions()
                     .iter()
                     .map(|f| format!("{}.{}", entry.name, f.name)),
@@ -40,8 +40,7 @@ pub fn lookup(app: &App, method: &str) -> Result<FunctionMeta, Error> {
         || Error::new(Kind::MethodNotFound, format!("no method `{method}`")).with("method", method);
     let (module, function) = method.split_once('.').ok_or_else(not_found)?;
     let entry = app.registry.get(module).ok_or_else(not_found)?;
-    let program = entry.program.as_ref().map_err(|_| not_found())?;
-    program.function(function).cloned().ok_or_else(not_found)
+    entry.function(function).cloned().ok_or_else(not_found)
 }
 
 /// The doc comment of a method (empty when it has none).
@@ -114,10 +113,10 @@ pub fn method_signature(app: &App, method: &str) -> Result<Vec<Vec<String>>, Err
 pub fn discover(app: &App) -> Value {
     let mut methods = Vec::new();
     for entry in app.registry.list() {
-        let Ok(program) = &entry.program else {
+        if entry.unavailable().is_some() {
             continue;
-        };
-        for f in program.functions() {
+        }
+        for f in entry.functions() {
             let summary = f.doc.lines().next().unwrap_or("").trim();
             let params: Vec<Value> = f
                 .params

@@ -30,12 +30,18 @@ pub struct TcpLimits {
     pub max_connections: usize,
 }
 
+impl TcpLimits {
+    pub const DEFAULT_IDLE_MS: u64 = 60_000;
+    pub const DEFAULT_REQUEST_MS: u64 = 10_000;
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+}
+
 impl Default for TcpLimits {
     fn default() -> Self {
         Self {
-            idle: Duration::from_secs(60),
-            request: Duration::from_secs(10),
-            max_connections: 256,
+            idle: Duration::from_millis(Self::DEFAULT_IDLE_MS),
+            request: Duration::from_millis(Self::DEFAULT_REQUEST_MS),
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use fnhost::config::{Config, LimitOverrides};
+use fnhost::rpc::tcp::TcpLimits;
 
 #[derive(Parser)]
 #[command(
@@ -105,13 +106,13 @@ struct ServeArgs {
     #[arg(long)]
     tcp: Option<SocketAddr>,
     /// TCP: close a connection idle for this long (milliseconds).
-    #[arg(long, default_value_t = 60_000)]
+    #[arg(long, default_value_t = TcpLimits::DEFAULT_IDLE_MS)]
     tcp_idle_timeout_ms: u64,
     /// TCP: a request line must arrive, and its answer be written, within this (milliseconds).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = TcpLimits::DEFAULT_REQUEST_MS)]
     tcp_request_timeout_ms: u64,
     /// TCP: connections open at once; more get `busy` and are closed.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = TcpLimits::DEFAULT_MAX_CONNECTIONS)]
     tcp_max_connections: usize,
 }
 
@@ -217,7 +218,7 @@ fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
                 Some(tokio::spawn(fnhost::rpc::tcp::serve(
                     tcp_listener,
                     state.clone(),
-                    fnhost::rpc::tcp::TcpLimits {
+                    TcpLimits {
                         idle: std::time::Duration::from_millis(args.tcp_idle_timeout_ms),
                         request: std::time::Duration::from_millis(args.tcp_request_timeout_ms),
                         max_connections: args.tcp_max_connections.max(1),
