@@ -166,7 +166,7 @@ impl Program {
         limits: &Limits,
     ) -> Result<CallOutput, Error> {
         let start = Instant::now();
-        let Some((fname, f)) = self.functions.get_key_value(function) else {
+        let Some(f) = self.functions.get(function) else {
             return Err(Error::new(
                 Kind::MethodNotFound,
                 format!("the module `{module}` has no function `{function}`"),
@@ -185,7 +185,7 @@ impl Program {
                     table_refused: None,
                 },
                 module: module.clone(),
-                function: Arc::from(fname.as_str()),
+                function: f.name.clone(),
                 digest: self.digest,
                 log_lines: 0,
                 log_dropped: 0,

@@ -97,6 +97,8 @@ impl std::fmt::Debug for Program {
 struct Function {
     export: ModuleExport,
     meta: FunctionMeta,
+    /// The name, shared into each call's store for log lines (no allocation per call).
+    name: Arc<str>,
 }
 
 /// A compiled module and its serialized form (to cache on disk).
@@ -250,6 +252,7 @@ impl Sandbox {
                 Function {
                     export,
                     meta: meta.clone(),
+                    name: Arc::from(meta.name.as_str()),
                 },
             );
         }
