@@ -190,3 +190,29 @@ async fn garbage_and_empty_uploads_are_422_and_unknown_names_404() {
         .unwrap();
     assert_eq!(send(&app, del).await.0, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_panicking_handler_is_answered_32603_and_counted() {
+    let (_dir, app) = start(|_| {}).await;
+    // The same layer `fnhost::app` installs, around a handler that panics.
+    let router = axum::Router::new()
+        .route(
+            "/boom",
+            axum::routing::get(|| async {
+                let v: Vec<u8> = Vec::new();
+                v[1].to_string()
+            }),
+        )
+        .layer(fnhost::http::catch_panics(app.panics.clone()));
+    let resp = router
+        .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = json_of(&body);
+    assert_eq!(v["error"]["code"], -32603);
+    assert_eq!(app.panics.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let (_, _, health) = send(&app, Request::get("/healthz").body(Body::empty()).unwrap()).await;
+    assert_eq!(json_of(&health)["panics"], 1);
+}
