@@ -27,6 +27,18 @@ lint:
 fmt:
     cargo fmt --all
 
+# The full benchmark suite (docs/PERFORMANCE.md): HTTP vs native and Python, start-up,
+# deploy and batch (bench/run.sh, release build, 10 s loads), then the in-process criterion
+# benchmark. Run it on an idle machine.
+bench:
+    bench/run.sh
+    cargo bench -p fnhost-bench --bench sandbox
+
+# The same benchmarks for a few seconds each, only to keep them working (CI runs this).
+bench-smoke:
+    cargo test -p fnhost-bench --benches
+    bench/run.sh --smoke
+
 # What CI runs.
 ci:
     bash .ci/run

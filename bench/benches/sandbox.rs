@@ -1,0 +1,181 @@
+//! In-process benchmark: one call through fnhost's real dispatcher and sandbox (fresh wasmtime
+//! instance per call) against the same Rust function called natively.
+//!
+//! "Native" is the guest crate's own generated entry point (`math::__fnhost_invoke_add`,
+//! `echo::__fnhost_invoke_echo`) linked into this binary: the same params decoding, the same
+//! function, the same result encoding, minus the sandbox. "fnhost" is
+//! `fnhost::rpc::dispatch(app, method, params)` on an `App` with the example guests deployed:
+//! method lookup, params check, concurrency slots, a fresh instance with fuel and a deadline,
+//! copying params in and the result out, usage accounting. No HTTP.
+//!
+//! Criterion reports means; after it, a timed loop of single calls prints p50/p99 per call and
+//! the overhead over native. `cargo bench -p fnhost-bench --bench sandbox` for numbers;
+//! without `--bench` (e.g. `cargo test -p fnhost-bench --benches`) every case runs a few
+//! times only, as a smoke test.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use fnhost::config::{Config, LimitOverrides};
+use fnhost::{App, AppState};
+use fnhost_bench::{Percentiles, guest_bytes, us};
+
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    app: AppState,
+    echo_params: Vec<u8>,
+    _data: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let data = tempfile::tempdir().expect("a temp dir");
+        let mut config = Config::new(data.path());
+        config.admin_token = Some("bench".into());
+        let app = rt.block_on(async {
+            let app = App::start(config).await.expect("fnhost starts");
+            for name in ["math", "echo"] {
+                let bytes = guest_bytes(name).unwrap_or_else(|e| panic!("{e}"));
+                app.registry
+                    .deploy(name, Arc::from(bytes), LimitOverrides::default())
+                    .await
+                    .unwrap_or_else(|e| panic!("deploying {name}: {e:?}"));
+            }
+            app
+        });
+        let fixture = Fixture {
+            rt,
+            app,
+            echo_params: echo_params(10 * 1024),
+            _data: data,
+        };
+        // Both paths must give the same answer, or the comparison means nothing.
+        assert_eq!(fixture.fnhost("math.add", b"[2,3]"), b"5");
+        assert_eq!(&math::__fnhost_invoke_add(b"[2,3]")[..], b"\x005");
+        let echoed = fixture.fnhost("echo.echo", &fixture.echo_params);
+        assert_eq!(echoed, fixture.echo_params);
+        fixture
+    }
+
+    fn fnhost(&self, method: &str, params: &[u8]) -> Vec<u8> {
+        let out = self
+            .rt
+            .block_on(fnhost::rpc::dispatch(&self.app, method, params))
+            .unwrap_or_else(|e| panic!("{method}: {e:?}"));
+        out.result.get().as_bytes().to_vec()
+    }
+}
+
+/// A JSON array of objects, `len` bytes long give or take a few: the 10 KB echo payload.
+fn echo_params(len: usize) -> Vec<u8> {
+    let mut items = Vec::new();
+    let mut size = 2;
+    let mut i = 0;
+    while size < len {
+        let item = format!(r#"{{"i":{i},"name":"item number {i}","tags":["a","b"],"v":{i}.5}}"#);
+        size += item.len() + 1;
+        items.push(item);
+        i += 1;
+    }
+    format!("[{}]", items.join(",")).into_bytes()
+}
+
+type Case<'a> = (&'a str, Box<dyn Fn() + 'a>);
+
+fn cases(f: &Fixture) -> Vec<Case<'_>> {
+    let echo = f.echo_params.as_slice();
+    vec![
+        (
+            "native/math.add",
+            Box::new(|| {
+                black_box(math::__fnhost_invoke_add(black_box(b"[2,3]")));
+            }),
+        ),
+        (
+            "fnhost/math.add",
+            Box::new(|| {
+                let out = f.rt.block_on(fnhost::rpc::dispatch(
+                    &f.app,
+                    "math.add",
+                    black_box(b"[2,3]"),
+                ));
+                black_box(out.expect("math.add"));
+            }),
+        ),
+        (
+            "native/echo.echo 10KB",
+            Box::new(move || {
+                black_box(echo::__fnhost_invoke_echo(black_box(echo)));
+            }),
+        ),
+        (
+            "fnhost/echo.echo 10KB",
+            Box::new(move || {
+                let out =
+                    f.rt.block_on(fnhost::rpc::dispatch(&f.app, "echo.echo", black_box(echo)));
+                black_box(out.expect("echo.echo"));
+            }),
+        ),
+    ]
+}
+
+fn percentiles(case: &dyn Fn(), iterations: usize) -> Percentiles {
+    for _ in 0..iterations / 10 {
+        case();
+    }
+    let mut samples = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let t = Instant::now();
+        case();
+        samples.push(t.elapsed());
+    }
+    Percentiles::new(samples)
+}
+
+fn main() {
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let fixture = Fixture::new();
+    let cases = cases(&fixture);
+
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    for (name, case) in &cases {
+        c.bench_function(name, |b| b.iter(case));
+    }
+    c.final_summary();
+
+    let iterations = if bench_mode { 20_000 } else { 20 };
+    println!(
+        "\nper call, {iterations} timed calls each, echo params {} bytes\n",
+        fixture.echo_params.len()
+    );
+    println!("| case | p50 (µs) | p99 (µs) | overhead over native p50 (µs) | overhead p99 (µs) |");
+    println!("|---|---|---|---|---|");
+    let mut native: Option<Percentiles> = None;
+    for (name, case) in &cases {
+        let p = percentiles(case, iterations);
+        let (over50, over99) = match (&native, name.starts_with("fnhost/")) {
+            (Some(n), true) => (
+                us(p.p50().saturating_sub(n.p50())),
+                us(p.p99().saturating_sub(n.p99())),
+            ),
+            _ => ("–".into(), "–".into()),
+        };
+        println!(
+            "| {name} | {} | {} | {over50} | {over99} |",
+            us(p.p50()),
+            us(p.p99())
+        );
+        if name.starts_with("native/") {
+            native = Some(p);
+        }
+    }
+}
