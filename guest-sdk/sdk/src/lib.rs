@@ -23,7 +23,8 @@
 //! ```
 //!
 //! Besides the macro this crate holds the guest's [`Error`], the host's [`log`], and (on wasm32
-//! only) the `fnhost_alloc` export the host uses to hand over params.
+//! only) the `fnhost_alloc` export the host uses to hand over params and, with the default
+//! feature `arena`, a global allocator built for one-call instances ([`Arena`]).
 
 mod alloc;
 mod error;
@@ -32,6 +33,7 @@ pub mod log;
 #[cfg(target_arch = "wasm32")]
 mod panic;
 
+pub use alloc::{ARENA_BYTES, Arena};
 pub use error::{Error, Result};
 pub use fnhost_abi::ABI_VERSION;
 pub use fnhost_guest_macro::export;
