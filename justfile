@@ -39,6 +39,11 @@ bench-smoke:
     cargo test -p fnhost-bench --benches
     bench/run.sh --smoke
 
+# Fuzz one target (jsonrpc_body, xmlrpc_body, params_check, inspect_module) for SECS seconds.
+# Needs a nightly toolchain and `cargo install cargo-fuzz`; crashes land in fuzz/artifacts/.
+fuzz TARGET SECS="60":
+    cd fuzz && cargo +nightly fuzz run {{TARGET}} -- -max_total_time={{SECS}}
+
 # What CI runs.
 ci:
     bash .ci/run

@@ -139,9 +139,17 @@ fn percentiles(case: &dyn Fn(), iterations: usize) -> Percentiles {
 }
 
 fn main() {
-    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let args: Vec<String> = std::env::args().collect();
+    let bench_mode = args.iter().any(|a| a == "--bench");
+    // `cargo bench -p fnhost-bench --bench sandbox -- FILTER` runs `sandbox FILTER --bench`:
+    // the timed loop below honours the same filter as criterion (its first positional
+    // argument), so one case can be profiled alone.
+    let filter = args.get(1).filter(|a| !a.starts_with('-')).cloned();
     let fixture = Fixture::new();
-    let cases = cases(&fixture);
+    let mut cases = cases(&fixture);
+    if let Some(filter) = &filter {
+        cases.retain(|(name, _)| name.contains(filter.as_str()));
+    }
 
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
