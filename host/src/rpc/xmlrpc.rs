@@ -184,19 +184,9 @@ fn is_xml_char(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::read::tests::call_xml;
     use super::*;
     use serde_json::json;
-
-    fn call_xml(method: &str, params: &[&str]) -> String {
-        let params: String = params
-            .iter()
-            .map(|p| format!("<param>{p}</param>"))
-            .collect();
-        format!(
-            "<?xml version=\"1.0\"?><methodCall><methodName>{method}</methodName>\
-             <params>{params}</params></methodCall>"
-        )
-    }
 
     fn encoded(v: &Value) -> String {
         let mut out = String::new();

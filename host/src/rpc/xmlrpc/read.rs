@@ -370,11 +370,12 @@ fn is_base64(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn call_xml(method: &str, params: &[&str]) -> String {
+    /// A `methodCall` document for `method` with each of `params` (`<value>` XML) as a param.
+    pub(in crate::rpc) fn call_xml(method: &str, params: &[&str]) -> String {
         let params: String = params
             .iter()
             .map(|p| format!("<param>{p}</param>"))
