@@ -1,17 +1,25 @@
 //! One call: a fresh `Store` and instance, the params copied in, the output checked and copied
 //! out, and every way it can fail turned into a typed [`Error`].
 //!
-//! The store carries the call's limits: fuel (with a cooperative yield interval so a long call
-//! never holds an async worker), an epoch deadline, and a [`Limiter`] that refuses memory and
-//! table growth past the caps and remembers that it did, so a guest that aborts after a refused
-//! `memory.grow` is reported as over its memory limit rather than as a bare trap.
+//! The store carries the call's limits: fuel, an epoch deadline, and a [`Limiter`] that refuses
+//! memory and table growth past the caps and remembers that it did, so a guest that aborts after
+//! a refused `memory.grow` is reported as over its memory limit rather than as a bare trap.
+//!
+//! A call runs in up to two attempts (docs/DESIGN.md, "Guest code never blocks an async
+//! worker"). The first runs synchronously on the calling task with its fuel capped at one
+//! *slice* (the fuel yield interval): no fiber, no timer, so the common short call pays for
+//! neither. A worker is held no longer than by one slice of an async call before its first
+//! yield. Only a call that spends its whole slice is run again, from a fresh instance, with
+//! wasmtime's async API, which yields to other tasks every slice until its full budget or
+//! deadline. Guests cannot observe the difference (every attempt is a fresh instance and has
+//! no clock); log lines of a first attempt that is run again are dropped, not doubled.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fnhost_abi::{GuestError, InvalidParams, LogLevel, Status};
 use serde_json::value::RawValue;
-use wasmtime::{Caller, Extern, Linker, ResourceLimiter, Store, Trap};
+use wasmtime::{Caller, Extern, Instance, Linker, Memory, ResourceLimiter, Store, Trap, TypedFunc};
 
 use super::{Function, Program};
 use crate::config::Limits;
@@ -35,8 +43,46 @@ pub(super) struct CallState {
     module: Arc<str>,
     function: Arc<str>,
     digest: Digest,
+    /// The fuel this attempt was given, to tell what it used.
+    fuel_budget: u64,
     log_lines: u32,
     log_dropped: u32,
+    /// Log lines held back until the attempt is known to count: `Some` in a first attempt that
+    /// may be run again, so a rerun does not log its lines twice.
+    held_logs: Option<Vec<(LogLevel, String)>>,
+}
+
+impl CallState {
+    /// Sends a guest's log line to the host's tracing, naming the module, function and digest.
+    fn emit(&self, level: LogLevel, message: &str) {
+        let (module, function, digest) = (&*self.module, &*self.function, self.digest);
+        macro_rules! emit {
+            ($level:expr) => {
+                tracing::event!(target: "fnhost::guest", $level, module, function, %digest, "{message}")
+            };
+        }
+        match level {
+            LogLevel::Error => emit!(tracing::Level::ERROR),
+            LogLevel::Warn => emit!(tracing::Level::WARN),
+            LogLevel::Info => emit!(tracing::Level::INFO),
+            LogLevel::Debug => emit!(tracing::Level::DEBUG),
+            LogLevel::Trace => emit!(tracing::Level::TRACE),
+        }
+    }
+
+    /// Emits the held lines (the attempt counts) and the warning about dropped ones.
+    fn flush_logs(&mut self) {
+        for (level, message) in self.held_logs.take().unwrap_or_default() {
+            self.emit(level, &message);
+        }
+        if self.log_dropped > 0 {
+            tracing::warn!(
+                module = &*self.module, function = &*self.function, digest = %self.digest,
+                dropped = self.log_dropped,
+                "guest log lines dropped (at most {} per call)", fnhost_abi::MAX_LOG_LINES
+            );
+        }
+    }
 }
 
 /// Caps memory and tables of the one instance a call makes, and remembers a refusal.
@@ -99,7 +145,11 @@ pub(super) fn add_host_functions(linker: &mut Linker<CallState>) -> wasmtime::Re
     linker.func_wrap(
         fnhost_abi::HOST_MODULE,
         fnhost_abi::LOG_IMPORT,
-        |mut caller: Caller<'_, CallState>, level: i32, ptr: i32, len: i32| -> wasmtime::Result<()> {
+        |mut caller: Caller<'_, CallState>,
+         level: i32,
+         ptr: i32,
+         len: i32|
+         -> wasmtime::Result<()> {
             // Past the line cap, count and return before touching memory: a flood stays cheap.
             if caller.data().log_lines >= fnhost_abi::MAX_LOG_LINES {
                 caller.data_mut().log_dropped += 1;
@@ -118,20 +168,12 @@ pub(super) fn add_host_functions(linker: &mut Linker<CallState>) -> wasmtime::Re
             };
             let cut = &bytes[..len.min(fnhost_abi::MAX_LOG_MESSAGE)];
             let message = String::from_utf8_lossy(cut).into_owned();
+            let level = LogLevel::from_raw(level);
             let state = caller.data_mut();
             state.log_lines += 1;
-            let (module, function, digest) = (&*state.module, &*state.function, state.digest);
-            macro_rules! emit {
-                ($level:expr) => {
-                    tracing::event!(target: "fnhost::guest", $level, module, function, %digest, "{message}")
-                };
-            }
-            match LogLevel::from_raw(level) {
-                LogLevel::Error => emit!(tracing::Level::ERROR),
-                LogLevel::Warn => emit!(tracing::Level::WARN),
-                LogLevel::Info => emit!(tracing::Level::INFO),
-                LogLevel::Debug => emit!(tracing::Level::DEBUG),
-                LogLevel::Trace => emit!(tracing::Level::TRACE),
+            match &mut state.held_logs {
+                Some(held) => held.push((level, message)),
+                None => state.emit(level, &message),
             }
             Ok(())
         },
@@ -155,6 +197,16 @@ fn bad_output(message: impl Into<String>) -> Fail {
     Fail::Abi(Error::new(Kind::BadGuestOutput, message))
 }
 
+/// How an attempt runs: synchronously on the calling task, or with wasmtime's async API.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The first attempt, fuel capped at one slice; `rerun` if it may be run again.
+    Sync {
+        rerun: bool,
+    },
+    Async,
+}
+
 impl Program {
     /// Calls `function` with `params` (the request's raw params, empty when it had none) in a
     /// fresh instance under `limits`.
@@ -174,66 +226,40 @@ impl Program {
             .with("module", &**module)
             .with("function", function));
         };
-        let engine = self.pre.module().engine();
-        let mut store = Store::new(
-            engine,
-            CallState {
-                limiter: Limiter {
-                    memory_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
-                    table_elements: self.settings.max_table_elements as usize,
-                    memory_refused: None,
-                    table_refused: None,
-                },
-                module: module.clone(),
-                function: f.name.clone(),
-                digest: self.digest,
-                log_lines: 0,
-                log_dropped: 0,
-            },
-        );
-        store.limiter(|s| &mut s.limiter);
-        let setup = store.set_fuel(limits.fuel).and_then(|()| {
-            store.fuel_async_yield_interval(Some(self.settings.fuel_yield_interval))
-        });
-        if let Err(e) = setup {
-            tracing::error!(error = %e, "cannot set up a store");
-            return Err(Error::internal());
+        let slice = self.settings.fuel_yield_interval;
+        let rerun = limits.fuel > slice;
+        let mut store = self.store(module, f, limits, Mode::Sync { rerun }, limits.timeout())?;
+        let mut outcome = self.run_sync(&mut store, f, params);
+        if rerun && matches!(&outcome, Err(Fail::Wasm(e)) if is_out_of_fuel(e)) {
+            // The call needs more than one slice: run it again where it can yield.
+            let left = limits.timeout().saturating_sub(start.elapsed());
+            store = self.store(module, f, limits, Mode::Async, left)?;
+            // The epoch deadline stops guest code; this outer timeout also bounds anything
+            // else (instantiation, host functions) should it ever stall.
+            let grace = self.settings.epoch_tick * 4 + Duration::from_millis(50);
+            outcome =
+                match tokio::time::timeout(left + grace, self.run_async(&mut store, f, params))
+                    .await
+                {
+                    Ok(outcome) => outcome,
+                    Err(_elapsed) => Err(Fail::Abi(deadline_exceeded(limits))),
+                };
         }
-        let tick = self.settings.epoch_tick.as_nanos().max(1);
-        let ticks = u64::try_from(limits.timeout().as_nanos().div_ceil(tick)).unwrap_or(u64::MAX);
-        // +1: the next tick may come at once.
-        store.set_epoch_deadline(ticks.saturating_add(1));
-        store.epoch_deadline_trap();
-
-        // The epoch deadline stops guest code; this outer timeout also bounds anything else
-        // (instantiation, host functions) should it ever stall.
-        let grace = self.settings.epoch_tick * 4 + Duration::from_millis(50);
-        let outcome =
-            tokio::time::timeout(limits.timeout() + grace, self.run(&mut store, f, params)).await;
 
         let elapsed = start.elapsed();
-        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-        let state = store.data();
-        if state.log_dropped > 0 {
-            tracing::warn!(
-                module = &**module, function, digest = %self.digest,
-                dropped = state.log_dropped,
-                "guest log lines dropped (at most {} per call)", fnhost_abi::MAX_LOG_LINES
-            );
-        }
+        let fuel_left = store.get_fuel().unwrap_or(0);
+        let state = store.data_mut();
+        let fuel_used = state.fuel_budget.saturating_sub(fuel_left);
+        state.flush_logs();
         let fail = match outcome {
-            Ok(Ok(result)) => {
+            Ok(result) => {
                 return Ok(CallOutput {
                     result,
                     fuel_used,
                     elapsed,
                 });
             }
-            Ok(Err(fail)) => fail,
-            Err(_elapsed) => Fail::Abi(Error::new(
-                Kind::DeadlineExceeded,
-                format!("the call ran past its deadline of {} ms", limits.timeout_ms),
-            )),
+            Err(fail) => fail,
         };
         let error = match fail {
             Fail::Abi(e) => e,
@@ -247,58 +273,192 @@ impl Program {
             .with("elapsed_ms", elapsed.as_secs_f64() * 1000.0))
     }
 
-    async fn run(
+    /// A fresh store for one attempt: its fuel, its deadline `deadline` from now, its limiter.
+    fn store(
+        &self,
+        module: &Arc<str>,
+        f: &Function,
+        limits: &Limits,
+        mode: Mode,
+        deadline: Duration,
+    ) -> Result<Store<CallState>, Error> {
+        let fuel = match mode {
+            Mode::Sync { .. } => limits.fuel.min(self.settings.fuel_yield_interval),
+            Mode::Async => limits.fuel,
+        };
+        let engine = self.pre.module().engine();
+        let mut store = Store::new(
+            engine,
+            CallState {
+                limiter: Limiter {
+                    memory_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+                    table_elements: self.settings.max_table_elements as usize,
+                    memory_refused: None,
+                    table_refused: None,
+                },
+                module: module.clone(),
+                function: f.name.clone(),
+                digest: self.digest,
+                fuel_budget: fuel,
+                log_lines: 0,
+                log_dropped: 0,
+                held_logs: (mode == Mode::Sync { rerun: true }).then(Vec::new),
+            },
+        );
+        store.limiter(|s| &mut s.limiter);
+        let mut setup = store.set_fuel(fuel);
+        if mode == Mode::Async {
+            setup = setup.and_then(|()| {
+                store.fuel_async_yield_interval(Some(self.settings.fuel_yield_interval))
+            });
+        }
+        if let Err(e) = setup {
+            tracing::error!(error = %e, "cannot set up a store");
+            return Err(Error::internal());
+        }
+        let tick = self.settings.epoch_tick.as_nanos().max(1);
+        let ticks = u64::try_from(deadline.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX);
+        // +1: the next tick may come at once.
+        store.set_epoch_deadline(ticks.saturating_add(1));
+        store.epoch_deadline_trap();
+        Ok(store)
+    }
+
+    /// One attempt on the calling thread: instantiate, hand over the params, call.
+    fn run_sync(
+        &self,
+        store: &mut Store<CallState>,
+        f: &Function,
+        params: &[u8],
+    ) -> Result<Box<RawValue>, Fail> {
+        let instance = self.pre.instantiate(&mut *store)?;
+        let (memory, alloc) = self.exports(store, &instance, params)?;
+        let ptr = match alloc {
+            Some(alloc) => {
+                let ptr = alloc.call(&mut *store, params.len() as i32)?;
+                self.write_params(store, memory, params, ptr)?
+            }
+            None => 0,
+        };
+        let ret = self
+            .entry_point(store, &instance, f)?
+            .call(&mut *store, (ptr, params.len() as i32))?;
+        self.output(store, memory, ret)
+    }
+
+    /// One attempt with wasmtime's async API: guest code yields to other tasks every slice.
+    async fn run_async(
         &self,
         store: &mut Store<CallState>,
         f: &Function,
         params: &[u8],
     ) -> Result<Box<RawValue>, Fail> {
         let instance = self.pre.instantiate_async(&mut *store).await?;
+        let (memory, alloc) = self.exports(store, &instance, params)?;
+        let ptr = match alloc {
+            Some(alloc) => {
+                let ptr = alloc.call_async(&mut *store, params.len() as i32).await?;
+                self.write_params(store, memory, params, ptr)?
+            }
+            None => 0,
+        };
+        let func = self.entry_point(store, &instance, f)?;
+        let ret = func
+            .call_async(&mut *store, (ptr, params.len() as i32))
+            .await?;
+        self.output(store, memory, ret)
+    }
+
+    /// The instance's memory, and `fnhost_alloc` when there are params to hand over.
+    fn exports(
+        &self,
+        store: &mut Store<CallState>,
+        instance: &Instance,
+        params: &[u8],
+    ) -> Result<(Memory, Option<TypedFunc<i32, i32>>), Fail> {
         let Some(Extern::Memory(memory)) = instance.get_module_export(&mut *store, &self.memory)
         else {
             return Err(bad_output("the instance has no memory export"));
         };
+        if params.is_empty() {
+            return Ok((memory, None));
+        }
+        if i32::try_from(params.len()).is_err() {
+            return Err(bad_output("the params are too large for a 32-bit guest"));
+        }
+        let alloc = instance
+            .get_module_export(&mut *store, &self.alloc)
+            .and_then(Extern::into_func)
+            .ok_or_else(|| bad_output("the instance has no fnhost_alloc"))?
+            .typed::<i32, i32>(&*store)?;
+        Ok((memory, Some(alloc)))
+    }
 
-        let (ptr, len) = if params.is_empty() {
-            (0, 0)
-        } else {
-            let len = i32::try_from(params.len())
-                .map_err(|_| bad_output("the params are too large for a 32-bit guest"))?;
-            let alloc = instance
-                .get_module_export(&mut *store, &self.alloc)
-                .and_then(Extern::into_func)
-                .ok_or_else(|| bad_output("the instance has no fnhost_alloc"))?
-                .typed::<i32, i32>(&*store)?;
-            let ptr = alloc.call_async(&mut *store, len).await?;
-            if ptr == 0 {
-                return Err(bad_output(format!(
-                    "fnhost_alloc returned 0 (no memory) for {len} bytes of params"
-                )));
-            }
-            memory
-                .write(&mut *store, ptr as u32 as usize, params)
-                .map_err(|_| {
-                    bad_output(format!(
-                        "fnhost_alloc returned {ptr:#x}, but {len} bytes there are outside memory"
-                    ))
-                })?;
-            (ptr, len)
-        };
+    /// Copies the params to where `fnhost_alloc` said, checking its answer.
+    fn write_params(
+        &self,
+        store: &mut Store<CallState>,
+        memory: Memory,
+        params: &[u8],
+        ptr: i32,
+    ) -> Result<i32, Fail> {
+        let len = params.len();
+        if ptr == 0 {
+            return Err(bad_output(format!(
+                "fnhost_alloc returned 0 (no memory) for {len} bytes of params"
+            )));
+        }
+        memory
+            .write(&mut *store, ptr as u32 as usize, params)
+            .map_err(|_| {
+                bad_output(format!(
+                    "fnhost_alloc returned {ptr:#x}, but {len} bytes there are outside memory"
+                ))
+            })?;
+        Ok(ptr)
+    }
 
-        let func = instance
+    /// The RPC function's export in this instance.
+    fn entry_point(
+        &self,
+        store: &mut Store<CallState>,
+        instance: &Instance,
+        f: &Function,
+    ) -> Result<TypedFunc<(i32, i32), i64>, Fail> {
+        Ok(instance
             .get_module_export(&mut *store, &f.export)
             .and_then(Extern::into_func)
             .ok_or_else(|| bad_output("the instance lacks an exported function"))?
-            .typed::<(i32, i32), i64>(&*store)?;
-        let ret = func.call_async(&mut *store, (ptr, len)).await?;
+            .typed::<(i32, i32), i64>(&*store)?)
+    }
+
+    /// Reads the function's packed return value as an output (docs/ABI.md).
+    fn output(
+        &self,
+        store: &Store<CallState>,
+        memory: Memory,
+        ret: i64,
+    ) -> Result<Box<RawValue>, Fail> {
         let (out_ptr, out_len) = fnhost_abi::unpack(ret);
         read_output(
-            memory.data(&*store),
+            memory.data(store),
             out_ptr,
             out_len,
             self.settings.max_result_bytes,
         )
     }
+}
+
+fn is_out_of_fuel(e: &wasmtime::Error) -> bool {
+    matches!(e.downcast_ref::<Trap>(), Some(Trap::OutOfFuel))
+}
+
+fn deadline_exceeded(limits: &Limits) -> Error {
+    Error::new(
+        Kind::DeadlineExceeded,
+        format!("the call ran past its deadline of {} ms", limits.timeout_ms),
+    )
+    .with("limit_ms", limits.timeout_ms)
 }
 
 /// Checks the output at `ptr..ptr+len` against `docs/ABI.md` and copies the result out.
@@ -413,11 +573,7 @@ fn classify(e: wasmtime::Error, state: &CallState, limits: &Limits, fuel_used: u
                 format!("the call used up its fuel ({} units)", limits.fuel),
             )
             .with("limit", limits.fuel),
-            Trap::Interrupt => Error::new(
-                Kind::DeadlineExceeded,
-                format!("the call ran past its deadline of {} ms", limits.timeout_ms),
-            )
-            .with("limit_ms", limits.timeout_ms),
+            Trap::Interrupt => deadline_exceeded(limits),
             Trap::StackOverflow => Error::new(
                 Kind::StackOverflow,
                 "the guest overflowed its wasm stack (too deep recursion)",
