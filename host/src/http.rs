@@ -7,14 +7,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router, middleware};
+use axum::{Json, Router};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Value, json};
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -26,42 +27,12 @@ use crate::{AppState, rpc};
 /// The whole HTTP surface.
 pub fn router(app: AppState) -> Router {
     let panics = app.panics.clone();
-    let (module_limit, request_limit) = (app.config.max_module_bytes, app.config.max_request_bytes);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/functions", get(list))
-        .route(
-            "/v1/functions/{name}",
-            get(show)
-                .put(deploy)
-                .delete(remove)
-                .layer(DefaultBodyLimit::max(module_limit))
-                .layer(middleware::from_fn_with_state(
-                    LengthCheck {
-                        limit: module_limit,
-                        what: "module",
-                        jsonrpc: false,
-                    },
-                    check_length,
-                )),
-        )
-        .route(
-            "/rpc",
-            post(jsonrpc)
-                .layer(DefaultBodyLimit::max(request_limit))
-                .layer(middleware::from_fn_with_state(
-                    LengthCheck {
-                        limit: request_limit,
-                        what: "request body",
-                        jsonrpc: true,
-                    },
-                    check_length,
-                )),
-        )
-        .route(
-            "/RPC2",
-            post(xmlrpc).layer(DefaultBodyLimit::max(request_limit)),
-        )
+        .route("/v1/functions/{name}", get(show).put(deploy).delete(remove))
+        .route("/rpc", post(jsonrpc))
+        .route("/RPC2", post(xmlrpc))
         .layer(catch_panics(panics))
         .with_state(app)
 }
@@ -113,24 +84,13 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
-}
-
-/// A route's body limit, checked against `Content-Length` before the body is read.
-#[derive(Clone, Copy)]
-struct LengthCheck {
-    limit: usize,
-    what: &'static str,
-    /// Answer in JSON-RPC form rather than the admin API's.
-    jsonrpc: bool,
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 fn too_large(limit: usize, what: &str) -> Error {
@@ -141,41 +101,25 @@ fn too_large(limit: usize, what: &str) -> Error {
     .with("limit_bytes", limit)
 }
 
-/// Refuses an announced body over the limit at once, so a client streaming a huge upload is
-/// told before it sends it (the limit while reading still applies to chunked bodies).
-async fn check_length(
-    State(check): State<LengthCheck>,
-    request: axum::extract::Request,
-    next: middleware::Next,
-) -> Response {
+/// Reads a request's body, at most `limit` bytes. An announced `Content-Length` over the limit
+/// is refused before anything is read, so a client streaming a huge upload is told at once;
+/// a chunked body is cut off at the limit.
+async fn read_body(request: Request, limit: usize, what: &str) -> Result<Bytes, Error> {
     let announced = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    match announced {
-        Some(len) if len > check.limit as u64 => {
-            let e = too_large(check.limit, check.what);
-            if check.jsonrpc {
-                let mut out = Vec::new();
-                rpc::jsonrpc::write_error(&mut out, None, &e);
-                json_response(e.kind.status(), out)
-            } else {
-                e.into_response()
-            }
-        }
-        _ => next.run(request).await,
+    if announced.is_some_and(|len| len > limit as u64) {
+        return Err(too_large(limit, what));
     }
-}
-
-fn body_error(rejection: BytesRejection, limit: usize, what: &str) -> Error {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        too_large(limit, what)
-    } else {
-        Error::new(
+    match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large(limit, what)),
+        Err(e) => Err(Error::new(
             Kind::InvalidRequest,
-            format!("cannot read the request body: {rejection}"),
-        )
+            format!("cannot read the request body: {e}"),
+        )),
     }
 }
 
@@ -212,7 +156,7 @@ async fn deploy(
     _admin: Admin,
     Path(name): Path<String>,
     query: Result<Query<LimitOverrides>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<(StatusCode, Json<Value>), Error> {
     registry::validate_name(&name)?;
     let Query(overrides) = query.map_err(|e| {
@@ -224,7 +168,7 @@ async fn deploy(
             ),
         )
     })?;
-    let body = body.map_err(|r| body_error(r, app.config.max_module_bytes, "module"))?;
+    let body = read_body(request, app.config.max_module_bytes, "module").await?;
     match app
         .registry
         .deploy(&name, Arc::from(&body[..]), overrides)
@@ -249,11 +193,14 @@ async fn remove(
     })))
 }
 
-async fn jsonrpc(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
-    let body = match body {
+/// Usage headers of a single successful call.
+static FUEL_USED: HeaderName = HeaderName::from_static("x-fnhost-fuel-used");
+static ELAPSED_US: HeaderName = HeaderName::from_static("x-fnhost-elapsed-us");
+
+async fn jsonrpc(State(app): State<AppState>, request: Request) -> Response {
+    let body = match read_body(request, app.config.max_request_bytes, "request body").await {
         Ok(body) => body,
-        Err(rejection) => {
-            let e = body_error(rejection, app.config.max_request_bytes, "request body");
+        Err(e) => {
             let mut out = Vec::new();
             rpc::jsonrpc::write_error(&mut out, None, &e);
             return json_response(e.kind.status(), out);
@@ -266,31 +213,27 @@ async fn jsonrpc(State(app): State<AppState>, body: Result<Bytes, BytesRejection
     let mut response = json_response(StatusCode::OK, out);
     if let Some(usage) = reply.usage {
         let headers = response.headers_mut();
-        headers.insert("x-fnhost-fuel-used", HeaderValue::from(usage.fuel_used));
-        if let Ok(v) = HeaderValue::from_str(&usage.elapsed_us.to_string()) {
-            headers.insert("x-fnhost-elapsed-us", v);
-        }
+        headers.insert(FUEL_USED.clone(), HeaderValue::from(usage.fuel_used));
+        headers.insert(
+            ELAPSED_US.clone(),
+            HeaderValue::from(u64::try_from(usage.elapsed_us).unwrap_or(u64::MAX)),
+        );
     }
     response
 }
 
 /// XML-RPC: every answer, fault or not (an over-limit body included), is a 200 `text/xml`
 /// `methodResponse`, as XML-RPC clients expect.
-async fn xmlrpc(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
-    let out = match body {
+async fn xmlrpc(State(app): State<AppState>, request: Request) -> Response {
+    let out = match read_body(request, app.config.max_request_bytes, "request body").await {
         Ok(body) => rpc::xmlrpc::handle_xmlrpc(&app, &body).await,
-        Err(rejection) => rpc::xmlrpc::fault_response(&body_error(
-            rejection,
-            app.config.max_request_bytes,
-            "request body",
-        )),
+        Err(e) => rpc::xmlrpc::fault_response(&e),
     };
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"))],
-        out,
-    )
-        .into_response()
+    let mut response = Response::new(Body::from(out));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    response
 }
 
 /// An entry as the admin API shows it; `full` adds params, docs and the version history.
