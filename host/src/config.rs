@@ -113,8 +113,12 @@ pub struct Config {
     /// Calls running at once, in total; past it callers get `busy` at once. Also the number of
     /// instance slots in the pool.
     pub max_concurrent_calls: u32,
-    /// Requests one JSON-RPC batch may hold.
+    /// Requests one JSON-RPC batch (or XML-RPC multicall) may hold.
     pub max_batch_len: usize,
+    /// Bytes of answers one batch (or multicall) may hold, all members together: past it,
+    /// further members are answered `payload_too_large` instead of their results, so a batch
+    /// of large results cannot make the host hold `max_batch_len` × `max_result_bytes`.
+    pub max_batch_response_bytes: usize,
     /// Modules compiled at once (compiles run on the blocking pool).
     pub compile_concurrency: usize,
     /// A compile taking longer than this is refused (the module is not stored).
@@ -147,6 +151,7 @@ impl Config {
             max_result_bytes: 4 << 20,
             max_concurrent_calls: 128,
             max_batch_len: 1_000,
+            max_batch_response_bytes: 16 << 20,
             compile_concurrency: 2,
             compile_timeout: Duration::from_secs(30),
             max_functions: 20_000,
@@ -246,6 +251,10 @@ mod tests {
             format!(
                 "| {} | – | `invalid_request`",
                 grouped(c.max_batch_len as u64)
+            ),
+            format!(
+                "| answers of one batch (or multicall), together | {} MiB |",
+                c.max_batch_response_bytes >> 20
             ),
             format!(
                 "| {} ({} KiB each) |",

@@ -260,7 +260,12 @@ mod tests {
     fn every_kind_is_documented() {
         let doc = include_str!("../../docs/ERRORS.md");
         for k in Kind::ALL {
-            let row = format!("| {} | `{}` |", k.code(), k.name());
+            let row = format!(
+                "| {} | `{}` | {} |",
+                k.code(),
+                k.name(),
+                k.status().as_u16()
+            );
             assert!(doc.contains(&row), "docs/ERRORS.md lacks the row `{row}`");
         }
     }

@@ -216,3 +216,110 @@ async fn a_panicking_handler_is_answered_32603_and_counted() {
     let (_, _, health) = send(&app, Request::get("/healthz").body(Body::empty()).unwrap()).await;
     assert_eq!(json_of(&health)["panics"], 1);
 }
+
+fn xml(body: String) -> Request<Body> {
+    Request::post("/RPC2").body(Body::from(body)).unwrap()
+}
+
+/// One `system.multicall` of `byhand.echo_raw` with each string in `args`.
+fn multicall_echo(args: &[String]) -> String {
+    let calls: String = args
+        .iter()
+        .map(|a| {
+            format!(
+                "<value><struct><member><name>methodName</name><value>byhand.echo_raw</value></member>\
+                 <member><name>params</name><value><array><data><value><string>{a}</string></value>\
+                 </data></array></value></member></struct></value>"
+            )
+        })
+        .collect();
+    format!(
+        "<?xml version=\"1.0\"?><methodCall><methodName>system.multicall</methodName><params>\
+         <param><value><array><data>{calls}</data></array></value></param></params></methodCall>"
+    )
+}
+
+#[tokio::test]
+async fn batches_and_multicalls_past_their_length_are_refused_naming_the_limit() {
+    let (_dir, app) = start(|c| c.max_batch_len = 3).await;
+    send(
+        &app,
+        put("byhand", wat::parse_str(BY_HAND).unwrap(), Some(TOKEN)),
+    )
+    .await;
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"byhand.answer"}"#;
+    let (_, _, body) = send(&app, rpc(&format!("[{call},{call},{call}]"))).await;
+    assert_eq!(json_of(&body).as_array().map(Vec::len), Some(3));
+    let (status, _, body) = send(&app, rpc(&format!("[{call},{call},{call},{call}]"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let v = json_of(&body);
+    assert_eq!(v["error"]["code"], -32600, "{v}");
+    assert_eq!(v["error"]["data"]["limit"], 3, "{v}");
+    assert_eq!(v["id"], Value::Null);
+
+    let args: Vec<String> = (0..4).map(|i| i.to_string()).collect();
+    let (status, _, body) = send(&app, xml(multicall_echo(&args))).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("<fault>"), "{text}");
+    assert!(text.contains("<int>-32600</int>"), "{text}");
+    assert!(text.contains("at most 3"), "{text}");
+}
+
+#[tokio::test]
+async fn a_batch_holds_at_most_its_response_budget_and_answers_every_member() {
+    let (_dir, app) = start(|c| c.max_batch_response_bytes = 1000).await;
+    send(
+        &app,
+        put("byhand", wat::parse_str(BY_HAND).unwrap(), Some(TOKEN)),
+    )
+    .await;
+    // Eight answers of ~300 bytes each: the first three fit in 1000 bytes, the rest cannot.
+    let payload = "x".repeat(250);
+    let batch: Vec<Value> = (0..8)
+        .map(|id| json!({"jsonrpc":"2.0","id":id,"method":"byhand.echo_raw","params":[payload]}))
+        .collect();
+    let (status, _, body) = send(&app, rpc(&Value::from(batch).to_string())).await;
+    assert_eq!(status, StatusCode::OK);
+    let v = json_of(&body);
+    let items = v.as_array().unwrap();
+    assert_eq!(items.len(), 8, "every member is answered: {v}");
+    let mut ids: Vec<i64> = items.iter().map(|i| i["id"].as_i64().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..8).collect::<Vec<_>>());
+    let results = items.iter().filter(|i| i.get("result").is_some()).count();
+    let refused: Vec<&Value> = items
+        .iter()
+        .filter(|i| i["error"]["code"] == -32044)
+        .collect();
+    assert_eq!(results, 3, "{v}");
+    assert_eq!(refused.len(), 5, "{v}");
+    assert_eq!(refused[0]["error"]["data"]["limit_bytes"], 1000);
+    assert_eq!(refused[0]["error"]["data"]["kind"], "payload_too_large");
+
+    // XML-RPC's multicall shares the budget rule: later entries become faults. Each answer
+    // here is `[["x…"]]` in XML, about 360 bytes: two fit in 1000.
+    let args = vec![payload; 8];
+    let (_, _, body) = send(&app, xml(multicall_echo(&args))).await;
+    let text = String::from_utf8(body).unwrap();
+    assert_eq!(text.matches("<int>-32044</int>").count(), 6, "{text}");
+    assert_eq!(text.matches(&"x".repeat(250)).count(), 2, "{text}");
+}
+
+#[tokio::test]
+async fn the_default_request_limit_is_one_mib() {
+    let (_dir, app) = start(|_| {}).await;
+    assert_eq!(app.config.max_request_bytes, 1 << 20);
+    // Exactly the limit is read (and is then not JSON); one byte more is refused unread.
+    let at_limit = " ".repeat(1 << 20);
+    let (status, _, body) = send(&app, rpc(&at_limit)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json_of(&body)["error"]["code"], -32700);
+    let over = Request::post("/rpc")
+        .header("content-length", (1 << 20) + 1)
+        .body(Body::from(" ".repeat((1 << 20) + 1)))
+        .unwrap();
+    let (status, _, body) = send(&app, over).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(json_of(&body)["error"]["data"]["limit_bytes"], 1 << 20);
+}

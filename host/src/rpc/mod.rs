@@ -11,6 +11,7 @@ pub mod system;
 pub mod tcp;
 pub mod xmlrpc;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde_json::Value;
@@ -161,6 +162,46 @@ fn builtin(app: &App, method: &str, params: &[u8]) -> Option<Result<Value, Error
     })
 }
 
+/// The bytes of answers a batch (or an XML-RPC multicall) may still hold. Members take from it
+/// as they finish; a member whose answer does not fit is answered `payload_too_large` instead,
+/// so however many large results a batch asks for, the host holds at most the limit (plus the
+/// answers being produced at that moment, each at most `max_result_bytes`).
+#[derive(Debug)]
+pub struct ResponseBudget {
+    limit: usize,
+    left: AtomicUsize,
+}
+
+impl ResponseBudget {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            left: AtomicUsize::new(limit),
+        }
+    }
+
+    /// Takes `len` bytes for one member's answer, or says why they cannot be had.
+    pub fn take(&self, len: usize) -> Result<(), Error> {
+        self.left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(len)
+            })
+            .map(|_| ())
+            .map_err(|_| {
+                Error::new(
+                    Kind::PayloadTooLarge,
+                    format!(
+                        "this answer ({len} bytes) would take the batch's answers past their \
+                         limit of {} bytes; send fewer or smaller calls per batch",
+                        self.limit
+                    ),
+                )
+                .with("limit_bytes", self.limit)
+                .with("answer_bytes", len)
+            })
+    }
+}
+
 /// Usage of a single call, for response headers.
 #[derive(Debug, Clone, Copy)]
 pub struct Usage {
@@ -192,7 +233,7 @@ pub async fn handle_jsonrpc(app: &App, body: &[u8]) -> Reply {
     match parsed {
         jsonrpc::Body::Single(raw) => {
             let mut out = Vec::with_capacity(128);
-            let usage = one(app, raw, &mut out).await;
+            let usage = one(app, raw, &mut out, None).await;
             Reply {
                 body: (!out.is_empty()).then_some(out),
                 usage,
@@ -216,9 +257,11 @@ pub async fn handle_jsonrpc(app: &App, body: &[u8]) -> Reply {
                     usage: None,
                 };
             }
+            let budget = ResponseBudget::new(app.config.max_batch_response_bytes);
+            let budget = &budget;
             let replies = futures_util::future::join_all(items.into_iter().map(|raw| async move {
                 let mut one_out = Vec::new();
-                one(app, raw, &mut one_out).await;
+                one(app, raw, &mut one_out, Some(budget)).await;
                 one_out
             }))
             .await;
@@ -241,8 +284,14 @@ pub async fn handle_jsonrpc(app: &App, body: &[u8]) -> Reply {
     }
 }
 
-/// Runs one request value, appending its response (nothing for a notification) to `out`.
-async fn one(app: &App, raw: &RawValue, out: &mut Vec<u8>) -> Option<Usage> {
+/// Runs one request value, appending its response (nothing for a notification) to `out`; a
+/// batch member's response must fit in the batch's `budget`.
+async fn one(
+    app: &App,
+    raw: &RawValue,
+    out: &mut Vec<u8>,
+    budget: Option<&ResponseBudget>,
+) -> Option<Usage> {
     let request = match jsonrpc::parse_request(raw) {
         Ok(request) => request,
         Err((id, e)) => {
@@ -253,7 +302,8 @@ async fn one(app: &App, raw: &RawValue, out: &mut Vec<u8>) -> Option<Usage> {
     let params = request.params.map_or(&b""[..], |p| p.get().as_bytes());
     let result = dispatch(app, &request.method, params).await;
     let id = request.id?;
-    match result {
+    let start = out.len();
+    let usage = match result {
         Ok(output) => {
             jsonrpc::write_result(out, Some(id), &output.result);
             Some(Usage {
@@ -265,5 +315,10 @@ async fn one(app: &App, raw: &RawValue, out: &mut Vec<u8>) -> Option<Usage> {
             jsonrpc::write_error(out, Some(id), &e);
             None
         }
+    };
+    if let Some(Err(e)) = budget.map(|b| b.take(out.len() - start)) {
+        out.truncate(start);
+        jsonrpc::write_error(out, Some(id), &e);
     }
+    usage
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 pub use read::{Call, parse_call};
 pub use write::encode_value;
 
-use super::dispatch;
+use super::{ResponseBudget, dispatch};
 use crate::App;
 use crate::error::{Error, Kind};
 use write::{escape_into, write_int};
@@ -124,6 +124,8 @@ async fn multicall(app: &App, params: &[Value]) -> Result<String, Error> {
         )
         .with("limit", limit));
     }
+    let budget = ResponseBudget::new(app.config.max_batch_response_bytes);
+    let budget = &budget;
     let answers = futures_util::future::join_all(calls.iter().map(|call| async move {
         let result = match multicall_item(call) {
             Ok((method, params)) => run(app, method, params).await,
@@ -137,6 +139,10 @@ async fn multicall(app: &App, params: &[Value]) -> Result<String, Error> {
                 out.push_str("</data></array></value>");
             }
             Err(e) => write_fault_value(&mut out, &e),
+        }
+        if let Err(e) = budget.take(out.len()) {
+            out.clear();
+            write_fault_value(&mut out, &e);
         }
         out
     }))

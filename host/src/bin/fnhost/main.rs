@@ -108,6 +108,13 @@ struct ServeArgs {
     /// A module whose compile takes longer than this is refused (milliseconds).
     #[arg(long)]
     compile_timeout_ms: Option<u64>,
+    /// Requests one JSON-RPC batch (or XML-RPC multicall) may hold.
+    #[arg(long)]
+    max_batch_len: Option<usize>,
+    /// Answers of one batch (or multicall), all together, in MiB; members past it are answered
+    /// `payload_too_large`.
+    #[arg(long)]
+    max_batch_response_mib: Option<usize>,
     /// Also serve newline-delimited JSON-RPC 2.0 over plain TCP on this address (off by default).
     #[arg(long)]
     tcp: Option<SocketAddr>,
@@ -194,6 +201,14 @@ fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
     if let Some(ms) = args.compile_timeout_ms {
         anyhow::ensure!(ms > 0, "--compile-timeout-ms must be above 0");
         config.compile_timeout = std::time::Duration::from_millis(ms);
+    }
+    if let Some(n) = args.max_batch_len {
+        anyhow::ensure!(n > 0, "--max-batch-len must be above 0");
+        config.max_batch_len = n;
+    }
+    if let Some(mib) = args.max_batch_response_mib {
+        anyhow::ensure!(mib > 0, "--max-batch-response-mib must be above 0");
+        config.max_batch_response_bytes = mib.saturating_mul(1 << 20);
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
