@@ -323,3 +323,40 @@ async fn the_default_request_limit_is_one_mib() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(json_of(&body)["error"]["data"]["limit_bytes"], 1 << 20);
 }
+
+#[tokio::test]
+async fn names_deploying_the_same_bytes_share_one_compiled_program() {
+    let (_dir, app) = start(|_| {}).await;
+    let bytes = wat::parse_str(BY_HAND).unwrap();
+    for name in ["one", "two"] {
+        let (status, _, body) = send(&app, put(name, bytes.clone(), Some(TOKEN))).await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let program = |name: &str| {
+        let entry = app.registry.get(name).unwrap();
+        let app = app.clone();
+        async move { app.registry.program(&entry).await.unwrap() }
+    };
+    let (one, two) = (program("one").await, program("two").await);
+    assert!(
+        std::sync::Arc::ptr_eq(&one, &two),
+        "one compile, one InstancePre"
+    );
+    // Each name still calls under its own name, and removing one leaves the other serving.
+    let del = Request::delete("/v1/functions/one")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, del).await.0, StatusCode::OK);
+    let (_, _, body) = send(
+        &app,
+        rpc(r#"{"jsonrpc":"2.0","id":1,"method":"two.answer"}"#),
+    )
+    .await;
+    assert_eq!(json_of(&body)["result"]["answer"], 42);
+}

@@ -9,7 +9,7 @@ pub mod store;
 pub mod usage;
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::SystemTime;
 
 use dashmap::DashMap;
@@ -117,6 +117,10 @@ pub struct Registry {
     store: Arc<Store>,
     sandbox: Arc<Sandbox>,
     live: DashMap<String, Arc<Entry>>,
+    /// Compiled programs by digest, shared by every name whose current bytes are the same: one
+    /// compile and one `InstancePre` per module, however many names serve it. Weak, so a
+    /// program goes away with the last entry (or call) that uses it.
+    programs: DashMap<Digest, Weak<Program>>,
     /// Serializes commits (store writes + live swap); compiles run outside it.
     commit_lock: Mutex<()>,
     /// Bounds compiles running at once. A slot is held until the compile really ends, even
@@ -147,6 +151,7 @@ impl Registry {
             store,
             sandbox,
             live: DashMap::new(),
+            programs: DashMap::new(),
             commit_lock: Mutex::new(()),
             compile_slots: Arc::new(Semaphore::new(config.compile_concurrency.max(1))),
             compile_timeout: config.compile_timeout,
@@ -196,17 +201,50 @@ impl Registry {
         entry
             .program
             .get_or_init(|| async {
+                let digest = entry.current().sha256;
+                if let Some(program) = self.shared_program(&digest) {
+                    return Ok(program);
+                }
                 let (store, sandbox) = (self.store.clone(), self.sandbox.clone());
-                let (name, digest) = (entry.name.clone(), entry.current().sha256);
-                tokio::task::spawn_blocking(move || load_program(&store, &sandbox, &name, digest))
-                    .await
-                    .unwrap_or_else(|e| {
-                        tracing::error!(error = %e, "loading a module failed");
-                        Err("loading it failed; the host's log has the details".to_owned())
-                    })
+                let name = entry.name.clone();
+                let loaded = tokio::task::spawn_blocking(move || {
+                    load_program(&store, &sandbox, &name, digest)
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "loading a module failed");
+                    Err("loading it failed; the host's log has the details".to_owned())
+                })?;
+                Ok(self.share_program(loaded))
             })
             .await
             .clone()
+    }
+
+    /// The program already compiled or loaded for `digest`, if any name still uses it.
+    fn shared_program(&self, digest: &Digest) -> Option<Arc<Program>> {
+        self.programs.get(digest).and_then(|p| p.upgrade())
+    }
+
+    /// Makes `program` the one every name with its digest shares, unless one raced it there.
+    fn share_program(&self, program: Arc<Program>) -> Arc<Program> {
+        use dashmap::mapref::entry::Entry as Slot;
+        let shared = match self.programs.entry(program.digest) {
+            Slot::Occupied(mut slot) => match slot.get().upgrade() {
+                Some(existing) => existing,
+                None => {
+                    slot.insert(Arc::downgrade(&program));
+                    program
+                }
+            },
+            Slot::Vacant(slot) => {
+                slot.insert(Arc::downgrade(&program));
+                program
+            }
+        };
+        // Programs no name uses any more leave only a dead weak pointer: drop those.
+        self.programs.retain(|_, p| p.strong_count() > 0);
+        shared
     }
 
     /// Loads every name's program, one after another, logging each that cannot be served.
@@ -260,35 +298,12 @@ impl Registry {
             return Ok(Deployed::Unchanged(entry));
         }
 
-        let compiled = {
-            let slot = self
-                .compile_slots
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::internal())?;
-            let (sandbox, bytes) = (self.sandbox.clone(), bytes.clone());
-            let compile = tokio::task::spawn_blocking(move || {
-                let _slot = slot;
-                sandbox.compile(digest, &bytes)
-            });
-            match tokio::time::timeout(self.compile_timeout, compile).await {
-                Ok(Ok(result)) => result?,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "compile task failed");
-                    return Err(Error::internal());
-                }
-                Err(_) => {
-                    tracing::warn!(name, %digest, "compile exceeded its time budget; refused");
-                    return Err(Error::new(
-                        Kind::BadModule,
-                        format!(
-                            "compiling the module took longer than the budget of {} s; refused",
-                            self.compile_timeout.as_secs_f64()
-                        ),
-                    )
-                    .with("limit_ms", self.compile_timeout.as_millis() as u64));
-                }
+        let (program, artifact) = match self.shared_program(&digest) {
+            // Another name serves these bytes: no second compile.
+            Some(program) => (program, None),
+            None => {
+                let compiled = self.compile(name, digest, &bytes).await?;
+                (Arc::new(compiled.program), Some(compiled.artifact))
             }
         };
 
@@ -310,17 +325,22 @@ impl Registry {
             size: bytes.len() as u64,
             deployed_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             limits: overrides,
-            functions: compiled.program.functions().to_vec(),
+            functions: program.functions().to_vec(),
         });
         let store = self.store.clone();
-        let artifact = compiled.artifact;
         let to_write = record.clone();
+        let shared = program.clone();
         blocking(move || {
             store
                 .put_module(&digest, &bytes)
                 .map_err(log_store("store module"))?;
             // The artifact is a cache: without it the next start recompiles.
-            if let Err(e) = store.put_artifact(&digest, &artifact) {
+            let artifact = match artifact {
+                Some(artifact) => Some(artifact),
+                None if store.verified_artifact(&digest).is_some() => None,
+                None => shared.serialize().ok(),
+            };
+            if let Some(Err(e)) = artifact.map(|a| store.put_artifact(&digest, &a)) {
                 tracing::warn!(%digest, error = %e, "cannot cache the compiled artifact");
             }
             store
@@ -334,7 +354,7 @@ impl Registry {
             name: Arc::from(name),
             record,
             limits,
-            program: OnceCell::new_with(Some(Ok(Arc::new(compiled.program)))),
+            program: OnceCell::new_with(Some(Ok(self.share_program(program)))),
             usage: previous
                 .as_ref()
                 .map(|e| e.usage.clone())
@@ -347,6 +367,45 @@ impl Registry {
         self.live.insert(name.to_owned(), entry.clone());
         tracing::info!(name, version, %digest, "deployed");
         Ok(Deployed::Created(entry))
+    }
+
+    /// Compiles `bytes` off the async workers, at most `compile_concurrency` at a time and
+    /// within the compile budget.
+    async fn compile(
+        &self,
+        name: &str,
+        digest: Digest,
+        bytes: &Arc<[u8]>,
+    ) -> Result<crate::sandbox::Compiled, Error> {
+        let slot = self
+            .compile_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::internal())?;
+        let (sandbox, bytes) = (self.sandbox.clone(), bytes.clone());
+        let compile = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            sandbox.compile(digest, &bytes)
+        });
+        match tokio::time::timeout(self.compile_timeout, compile).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "compile task failed");
+                Err(Error::internal())
+            }
+            Err(_) => {
+                tracing::warn!(name, %digest, "compile exceeded its time budget; refused");
+                Err(Error::new(
+                    Kind::BadModule,
+                    format!(
+                        "compiling the module took longer than the budget of {} s; refused",
+                        self.compile_timeout.as_secs_f64()
+                    ),
+                )
+                .with("limit_ms", self.compile_timeout.as_millis() as u64))
+            }
+        }
     }
 
     /// Removes `name` and every version of it; module files no other name uses are deleted.
@@ -417,7 +476,10 @@ fn load_program(
     }
     if let Some(artifact) = store.verified_artifact(&digest) {
         match sandbox.load_artifact(digest, &bytes, &artifact) {
-            Ok(program) => return Ok(Arc::new(program)),
+            Ok(program) => {
+                tracing::info!(name, %digest, from = "artifact", "module loaded");
+                return Ok(Arc::new(program));
+            }
             Err(e) => tracing::warn!(name, %digest, error = %e, "artifact unusable; recompiling"),
         }
     }
@@ -428,6 +490,7 @@ fn load_program(
     if let Err(e) = store.put_artifact(&digest, &compiled.artifact) {
         tracing::warn!(%digest, error = %e, "cannot cache the compiled artifact");
     }
+    tracing::info!(name, %digest, from = "compile", "module loaded");
     Ok(Arc::new(compiled.program))
 }
 

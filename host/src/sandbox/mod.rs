@@ -177,11 +177,8 @@ impl Sandbox {
                 ),
             )
         })?;
-        let artifact = module.serialize().map_err(|e| {
-            tracing::error!(%digest, error = %e, "cannot serialize a compiled module");
-            Error::internal()
-        })?;
         let program = self.program(digest, module, inspected.functions)?;
+        let artifact = program.serialize()?;
         Ok(Compiled { program, artifact })
     }
 
@@ -277,6 +274,14 @@ impl Program {
     /// One function's metadata.
     pub fn function(&self, name: &str) -> Option<&FunctionMeta> {
         self.functions.get(name).map(|f| &f.meta)
+    }
+
+    /// The compiled code in the form [`Sandbox::load_artifact`] reads back.
+    pub fn serialize(&self) -> Result<Vec<u8>, Error> {
+        self.pre.module().serialize().map_err(|e| {
+            tracing::error!(digest = %self.digest, error = %e, "cannot serialize a compiled module");
+            Error::internal()
+        })
     }
 }
 
