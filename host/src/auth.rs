@@ -94,17 +94,31 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Writes the token file atomically with mode 0600: a crash leaves no file or the whole token,
+/// never an empty file that would stop the next start. Linking (not renaming) the temp file
+/// into place never replaces a token another process wrote meanwhile.
 fn write_private(path: &Path, token: &str) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
     let mut file = fs::OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .mode(0o600)
-        .open(path)?;
+        .open(&tmp)?;
+    // `mode` applies only when the file is created; a leftover temp file is made private too.
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     file.write_all(token.as_bytes())?;
     file.write_all(b"\n")?;
-    file.sync_all()
+    file.sync_all()?;
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    linked?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -124,6 +138,24 @@ mod tests {
         let b = AdminToken::load(None, dir.path()).unwrap();
         assert_eq!(a.token, b.token);
         assert_eq!(a.token.len(), 64);
+    }
+
+    #[test]
+    fn a_write_interrupted_earlier_leaves_nothing_that_stops_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        // What a crash mid-write leaves: only the temp file, world-readable and partial.
+        let tmp = dir.path().join("admin-token.tmp");
+        fs::write(&tmp, "abc").unwrap();
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).unwrap();
+        let a = AdminToken::load(None, dir.path()).unwrap();
+        let path = a.path.clone().unwrap();
+        assert_eq!(a.token.len(), 64);
+        assert_eq!(fs::read_to_string(&path).unwrap().trim(), a.token);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(!tmp.exists());
     }
 
     #[test]
