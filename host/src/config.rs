@@ -233,7 +233,10 @@ mod tests {
                 "| compile time per upload | {} s |",
                 c.compile_timeout.as_secs()
             ),
-            format!("{} at a time |", c.compile_concurrency),
+            format!(
+                "compiles run off the request workers, {} at a time;",
+                c.compile_concurrency
+            ),
             format!("| module upload | {} MiB |", c.max_module_bytes >> 20),
             format!(
                 "| `/rpc` request body | {} MiB |",

@@ -310,12 +310,102 @@ fn every_hostile_fixture_gets_its_error_class_and_the_host_stays_healthy() {
     assert_eq!(e["data"]["limit_bytes"], 64 << 20);
 }
 
+/// A module Cranelift takes many seconds to compile although it is small (tens of KiB): `depth`
+/// nested loops, each with a back edge, carrying `locals` values around every one of them. The
+/// compile time grows much faster than the nesting (100 × 100: 0.2 s, 100 × 1000: 6 s); 10 ×
+/// 2000 takes over 30 s on a 2-core test machine, its memory staying near 100 MiB.
+fn slow_to_compile(locals: usize, depth: usize) -> Vec<u8> {
+    let mut wat = String::from(
+        "(module (memory (export \"memory\") 1)\
+         (func (export \"fnhost_alloc\") (param i32) (result i32) (i32.const 1024))\
+         (func (export \"fnhost_call_f\") (param i32 i32) (result i64)",
+    );
+    wat.push_str(&" (local i64)".repeat(locals));
+    // Locals 0 and 1 are the params.
+    let local = |i: usize| i % locals + 2;
+    for d in 0..depth {
+        let l = local(d);
+        wat.push_str(&format!(
+            " loop (local.set {l} (i64.mul (local.get {l}) (i64.const 3)))"
+        ));
+    }
+    for d in 0..depth {
+        wat.push_str(&format!(
+            " (br_if 0 (i64.eqz (local.get {}))) end",
+            local(d)
+        ));
+    }
+    wat.push_str(" (i64.const 0)");
+    for l in 0..locals {
+        wat.push_str(&format!(" (i64.add (local.get {}))", local(l)));
+    }
+    wat.push_str(")(@custom \"fnhost.functions\" \"{\\\"abi\\\":1,\\\"name\\\":\\\"f\\\"}\"))");
+    wat::parse_str(wat).unwrap()
+}
+
 #[test]
 fn a_slow_compile_is_refused_within_its_budget_and_calls_go_on() {
+    const BUDGET: Duration = Duration::from_millis(2_000);
     let dir = tempfile::tempdir().unwrap();
-    let mut host = Host::start(BIN, dir.path(), &["--compile-timeout-ms", "1"]);
-    let (status, v) = host.deploy_with("math", "", &guest("math"), Some(TOKEN));
+    // math is deployed under the default budget; the restarted host loads it from its stored
+    // artifact, so the tight budget below never applies to it.
+    let host = Host::start(BIN, dir.path(), &[]);
+    host.deploy("math", &guest("math"));
+    host.kill();
+    let mut host = Host::start(
+        BIN,
+        dir.path(),
+        &["--compile-timeout-ms", &BUDGET.as_millis().to_string()],
+    );
+    assert_eq!(host.result("math.add", json!([1, 2])), json!(3));
+
+    let slow = slow_to_compile(10, 2_000);
+    assert!(slow.len() < 64 << 10, "{} bytes", slow.len());
+    let url = host.url.clone();
+    let started = Instant::now();
+    let deployer = std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut r = agent
+            .put(format!("{url}/v1/functions/slow"))
+            .header("Authorization", &format!("Bearer {TOKEN}"))
+            .send(&slow[..])
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        (status, body, started.elapsed())
+    });
+    // Call math.add over and over while the deploy is in flight.
+    let mut answered = Vec::new();
+    let mut i = 0;
+    while !deployer.is_finished() && started.elapsed() < Duration::from_secs(60) {
+        assert_eq!(
+            host.result("math.add", json!([i, 1])),
+            json!(i + 1),
+            "call {i}"
+        );
+        answered.push(started.elapsed());
+        i += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, v, refused_at) = deployer.join().unwrap();
+    // Calls answered all through the compile: in its second half too, when the upload had long
+    // been received and the compiler was busy.
+    let during = answered
+        .iter()
+        .filter(|t| **t >= BUDGET / 2 && **t < refused_at)
+        .count();
+    assert!(
+        during >= 3,
+        "only {during} of {} calls answered between {:?} and the refusal at {refused_at:?}: \
+         {answered:?}",
+        answered.len(),
+        BUDGET / 2
+    );
     assert_eq!(status, 422, "{v}");
+    assert_eq!(v["error"]["kind"], "bad_module", "{v}");
     assert!(
         v["error"]["message"]
             .as_str()
@@ -323,8 +413,37 @@ fn a_slow_compile_is_refused_within_its_budget_and_calls_go_on() {
             .contains("longer than the budget"),
         "{v}"
     );
-    assert_eq!(host.get("/v1/functions/math").0, 404);
+    // Refused when the budget ran out, not when the compile would have ended.
+    assert!(
+        refused_at >= BUDGET && refused_at < BUDGET + Duration::from_secs(15),
+        "refused after {refused_at:?}"
+    );
+    assert_eq!(host.get("/v1/functions/slow").0, 404);
     assert!(host.is_alive());
+    // The compile may still be running (it holds its slot until it ends); calls go on.
+    assert_eq!(host.result("math.multiply", json!([6, 7])), json!(42));
+
+    // A refused compile cannot be stopped, so it keeps its slot. With both slots held that
+    // way, a deploy waits at most one budget for a slot, then is answered `busy`, instead of
+    // waiting for the runaway compiles to end.
+    let (status, v) = host.deploy_with("slow2", "", &slow_to_compile(10, 2_000), Some(TOKEN));
+    assert_eq!(
+        (status, v["error"]["kind"].as_str()),
+        (422, Some("bad_module")),
+        "{v}"
+    );
+    let asked = Instant::now();
+    let (status, v) = host.deploy_with("echo", "", &guest("echo"), Some(TOKEN));
+    let waited = asked.elapsed();
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["error"]["code"], -32006, "{v}");
+    assert_eq!(v["error"]["data"]["scope"], "compile", "{v}");
+    assert!(
+        waited >= BUDGET && waited < BUDGET + Duration::from_secs(10),
+        "answered after {waited:?}"
+    );
+    assert_eq!(host.get("/v1/functions/echo").0, 404);
+    assert_eq!(host.result("math.add", json!([2, 2])), json!(4));
 }
 
 #[test]
@@ -364,4 +483,92 @@ fn past_the_concurrency_bounds_callers_get_busy_at_once() {
     // Other modules still run.
     assert_eq!(host.result("math.add", json!([1, 2])), json!(3));
     assert_eq!(spinner.join().unwrap()["error"]["code"], -32001);
+}
+
+/// Sends one JSON-RPC call from its own thread; the answer and when it came, from `started`.
+fn call_in_background(
+    url: &str,
+    method: &str,
+    started: Instant,
+) -> std::thread::JoinHandle<(Value, Duration)> {
+    let (url, method) = (url.to_owned(), method.to_owned());
+    std::thread::spawn(move || {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": []});
+        let mut r = ureq::post(format!("{url}/rpc"))
+            .send(body.to_string())
+            .unwrap();
+        let v = serde_json::from_str::<Value>(&r.body_mut().read_to_string().unwrap()).unwrap();
+        (v, started.elapsed())
+    })
+}
+
+#[test]
+fn past_the_host_wide_bound_every_module_gets_busy_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(
+        BIN,
+        dir.path(),
+        &["--max-concurrent-calls", "2", "--max-calls-per-module", "1"],
+    );
+    host.deploy("math", &guest("math"));
+    // Two names, one long call each: both host-wide slots taken, neither module over its own.
+    for name in ["spin", "spin2"] {
+        let (status, v) = host.deploy_with(
+            name,
+            "?fuel=10000000000&timeout_ms=3000",
+            &fixture("loop_forever"),
+            Some(TOKEN),
+        );
+        assert_eq!(status, 201, "{v}");
+    }
+    let started = Instant::now();
+    let spinners = [
+        call_in_background(&host.url, "spin.spin", started),
+        call_in_background(&host.url, "spin2.spin", started),
+    ];
+
+    // A third module, with a free slot of its own, is refused for the host's bound. (Until the
+    // spinners' requests have arrived it still answers; they take their slots within moments.)
+    let (e, waited, busy_at) = loop {
+        let asked = Instant::now();
+        let r = host.call("math.add", json!([1, 2]));
+        let waited = asked.elapsed();
+        if r.get("error").is_some() {
+            break (r["error"].clone(), waited, started.elapsed());
+        }
+        assert_eq!(r["result"], 3, "{r}");
+        assert!(
+            started.elapsed() < Duration::from_millis(2_500),
+            "two long calls are running and math.add was never refused"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(e["code"], -32006, "{e}");
+    assert_eq!(e["data"]["kind"], "busy", "{e}");
+    assert_eq!(e["data"]["scope"], "host", "{e}");
+    assert_eq!(e["data"]["limit"], 2, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("maximum of 2 calls"),
+        "{e}"
+    );
+    // At once: not queued behind the spinners, which run until their 3 s deadline.
+    assert!(waited < Duration::from_secs(1), "busy took {waited:?}");
+    for s in spinners {
+        let (v, done) = s.join().unwrap();
+        assert_eq!(v["error"]["code"], -32001, "{v}");
+        assert!(
+            done > busy_at,
+            "a long call ended at {done:?}, before busy was answered at {busy_at:?}"
+        );
+    }
+    // Both slots are free again: calls answer, to every module.
+    assert_eq!(host.result("math.add", json!([1, 2])), json!(3));
+    let (_, detail) = host.get("/v1/functions/math");
+    assert_eq!(
+        detail["usage"]["add"]["errors_by_kind"]["busy"], 1,
+        "{detail}"
+    );
 }

@@ -126,6 +126,7 @@ pub struct Registry {
     /// Bounds compiles running at once. A slot is held until the compile really ends, even
     /// when the deploy has already given up on it.
     compile_slots: Arc<Semaphore>,
+    compile_concurrency: usize,
     compile_timeout: std::time::Duration,
     defaults: Limits,
     maxima: Limits,
@@ -154,6 +155,7 @@ impl Registry {
             programs: DashMap::new(),
             commit_lock: Mutex::new(()),
             compile_slots: Arc::new(Semaphore::new(config.compile_concurrency.max(1))),
+            compile_concurrency: config.compile_concurrency.max(1),
             compile_timeout: config.compile_timeout,
             defaults: config.defaults,
             maxima: config.maxima,
@@ -371,24 +373,42 @@ impl Registry {
 
     /// Compiles `bytes` off the async workers, at most `compile_concurrency` at a time and
     /// within the compile budget.
+    ///
+    /// A compile refused for running past its budget cannot be stopped (Cranelift has no way
+    /// to abandon one); it keeps its slot until it really ends. So waiting for a slot has a
+    /// bound of its own, the same budget: past it the deploy is answered `busy` rather than
+    /// held, and a deploy takes at most twice the budget.
     async fn compile(
         &self,
         name: &str,
         digest: Digest,
         bytes: &Arc<[u8]>,
     ) -> Result<crate::sandbox::Compiled, Error> {
-        let slot = self
-            .compile_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::internal())?;
+        let budget = self.compile_timeout;
+        let slot =
+            match tokio::time::timeout(budget, self.compile_slots.clone().acquire_owned()).await {
+                Ok(Ok(slot)) => slot,
+                Ok(Err(_)) => return Err(Error::internal()),
+                Err(_) => {
+                    tracing::warn!(name, %digest, "no compile slot freed within the budget; busy");
+                    return Err(Error::new(
+                        Kind::Busy,
+                        format!(
+                            "every compile slot is taken by a compile still running (a refused one \
+                         runs on until it ends); waited {} s; try again later",
+                            budget.as_secs_f64()
+                        ),
+                    )
+                    .with("limit", self.compile_concurrency)
+                    .with("scope", "compile"));
+                }
+            };
         let (sandbox, bytes) = (self.sandbox.clone(), bytes.clone());
         let compile = tokio::task::spawn_blocking(move || {
             let _slot = slot;
             sandbox.compile(digest, &bytes)
         });
-        match tokio::time::timeout(self.compile_timeout, compile).await {
+        match tokio::time::timeout(budget, compile).await {
             Ok(Ok(result)) => result,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "compile task failed");
@@ -400,10 +420,10 @@ impl Registry {
                     Kind::BadModule,
                     format!(
                         "compiling the module took longer than the budget of {} s; refused",
-                        self.compile_timeout.as_secs_f64()
+                        budget.as_secs_f64()
                     ),
                 )
-                .with("limit_ms", self.compile_timeout.as_millis() as u64))
+                .with("limit_ms", budget.as_millis() as u64))
             }
         }
     }
