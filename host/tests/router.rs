@@ -41,6 +41,21 @@ fn put(name: &str, bytes: Vec<u8>, token: Option<&str>) -> Request<Body> {
     b.body(Body::from(bytes)).unwrap()
 }
 
+/// Deploys the hand-written WAT guest as `byhand`.
+async fn deploy_by_hand(app: &AppState) {
+    let (status, _, body) = send(
+        app,
+        put("byhand", wat::parse_str(BY_HAND).unwrap(), Some(TOKEN)),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+}
+
 fn rpc(body: &str) -> Request<Body> {
     Request::post("/rpc")
         .body(Body::from(body.to_owned()))
@@ -63,17 +78,7 @@ async fn healthz() {
 #[tokio::test]
 async fn deploy_then_call_with_usage_headers() {
     let (_dir, app) = start(|_| {}).await;
-    let (status, _, body) = send(
-        &app,
-        put("byhand", wat::parse_str(BY_HAND).unwrap(), Some(TOKEN)),
-    )
-    .await;
-    assert_eq!(
-        status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
+    deploy_by_hand(&app).await;
     let (status, headers, body) = send(
         &app,
         rpc(r#"{"jsonrpc":"2.0","id":"a","method":"byhand.answer"}"#),
@@ -137,11 +142,7 @@ async fn oversized_bodies_are_413_naming_the_limit() {
 #[tokio::test]
 async fn notifications_get_no_body_and_batches_an_array() {
     let (_dir, app) = start(|_| {}).await;
-    send(
-        &app,
-        put("byhand", wat::parse_str(BY_HAND).unwrap(), Some(TOKEN)),
-    )
-    .await;
+    deploy_by_hand(&app).await;
     let (status, _, body) = send(&app, rpc(r#"{"jsonrpc":"2.0","method":"byhand.answer"}"#)).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(body.is_empty());
@@ -242,11 +243,7 @@ fn multicall_echo(args: &[String]) -> String {
 #[tokio::test]
 async fn batches_and_multicalls_past_their_length_are_refused_naming_the_limit() {
     let (_dir, app) = start(|c| c.max_batch_len = 3).await;
-    send(
-        &app,
-        put("byhand", wat::parse_str(BY_HAND).unwrap(), Some(TOKEN)),
-    )
-    .await;
+    deploy_by_hand(&app).await;
     let call = r#"{"jsonrpc":"2.0","id":1,"method":"byhand.answer"}"#;
     let (_, _, body) = send(&app, rpc(&format!("[{call},{call},{call}]"))).await;
     assert_eq!(json_of(&body).as_array().map(Vec::len), Some(3));
@@ -269,11 +266,7 @@ async fn batches_and_multicalls_past_their_length_are_refused_naming_the_limit()
 #[tokio::test]
 async fn a_batch_holds_at_most_its_response_budget_and_answers_every_member() {
     let (_dir, app) = start(|c| c.max_batch_response_bytes = 1000).await;
-    send(
-        &app,
-        put("byhand", wat::parse_str(BY_HAND).unwrap(), Some(TOKEN)),
-    )
-    .await;
+    deploy_by_hand(&app).await;
     // Eight answers of ~300 bytes each: the first three fit in 1000 bytes, the rest cannot.
     let payload = "x".repeat(250);
     let batch: Vec<Value> = (0..8)

@@ -4,9 +4,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use fnhost_tests::{Host, host_with_examples};
+use fnhost_tests::{Host, TOKEN, fixture, host_with_examples};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fnhost-under-test");
@@ -336,6 +336,111 @@ fn usage_shows_in_headers_error_data_and_counters() {
     assert_eq!(usage["add"]["errors_by_kind"]["invalid_params"], 1);
     assert_eq!(usage["divide"]["errors_by_kind"]["guest_error"], 1);
     assert!(usage["add"]["fuel_used"].as_u64().unwrap() > 0);
+}
+
+/// `usage.{function}.{field}` of `module` on `GET /v1/functions/{module}` (0 when absent).
+fn usage_of(host: &Host, module: &str, function: &str, field: &str) -> u64 {
+    let (status, detail) = host.get(&format!("/v1/functions/{module}"));
+    assert_eq!(status, 200, "{detail}");
+    detail["usage"][function][field].as_u64().unwrap_or(0)
+}
+
+/// Waits (up to 10 s) for `usage.{function}.calls` of `module` to reach `want`; returns it.
+fn calls_reach(host: &Host, module: &str, function: &str, want: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let calls = usage_of(host, module, function, "calls");
+        if calls >= want || Instant::now() > deadline {
+            return calls;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn notifications_are_executed_though_never_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host_with_examples(BIN, dir.path());
+    host.deploy("byhand", &fixture("abi_by_hand"));
+    assert_eq!(usage_of(&host, "math", "add", "calls"), 0);
+    assert_eq!(usage_of(&host, "math", "multiply", "calls"), 0);
+
+    // A single notification: 204, no body, and the call ran.
+    let (status, text) = host.rpc_raw(r#"{"jsonrpc":"2.0","method":"math.add","params":[1,2]}"#);
+    assert_eq!((status, text.as_str()), (204, ""));
+    assert_eq!(calls_reach(&host, "math", "add", 1), 1);
+    // A failing one ran too, and its failure was counted.
+    let (status, _) = host.rpc_raw(r#"{"jsonrpc":"2.0","method":"math.divide","params":[1,0]}"#);
+    assert_eq!(status, 204);
+    assert_eq!(calls_reach(&host, "math", "divide", 1), 1);
+    let (_, detail) = host.get("/v1/functions/math");
+    assert_eq!(
+        detail["usage"]["divide"]["errors_by_kind"]["guest_error"], 1,
+        "{detail}"
+    );
+    // A batch of notifications only: every member ran.
+    let (status, text) = host.rpc_raw(
+        r#"[{"jsonrpc":"2.0","method":"math.multiply","params":[2,3]},
+            {"jsonrpc":"2.0","method":"math.multiply","params":{"x":4,"y":5}},
+            {"jsonrpc":"2.0","method":"math.add","params":[5,6]}]"#,
+    );
+    assert_eq!((status, text.as_str()), (204, ""));
+    assert_eq!(calls_reach(&host, "math", "multiply", 2), 2);
+    assert_eq!(calls_reach(&host, "math", "add", 2), 2);
+    // Notifications mixed into a batch run; only the requests with an id are answered.
+    let v = post(
+        &host,
+        r#"[{"jsonrpc":"2.0","method":"math.multiply","params":[2,3]},
+            {"jsonrpc":"2.0","method":"math.add","params":[1,1],"id":7}]"#,
+    );
+    assert_eq!(v, json!([{"jsonrpc":"2.0","result":2,"id":7}]));
+    assert_eq!(calls_reach(&host, "math", "multiply", 3), 3);
+    // The guest really ran: its log line reaches the host's log.
+    let (status, _) = host.rpc_raw(r#"{"jsonrpc":"2.0","method":"byhand.answer"}"#);
+    assert_eq!(status, 204);
+    let log = host.log_when(|l| l.contains("hello from WAT"));
+    assert!(log.contains("hello from WAT"), "{log}");
+    assert_eq!(calls_reach(&host, "byhand", "answer", 1), 1);
+    // Nothing counted twice, nothing lost.
+    assert_eq!(usage_of(&host, "math", "add", "calls"), 3);
+    assert_eq!(usage_of(&host, "math", "add", "errors"), 0);
+}
+
+#[test]
+fn batch_members_run_concurrently() {
+    const N: usize = 4;
+    const TIMEOUT_MS: u64 = 1_000;
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(BIN, dir.path(), &[]);
+    // Fuel enough that only the deadline stops it.
+    let (status, v) = host.deploy_with(
+        "spin",
+        &format!("?fuel=10000000000&timeout_ms={TIMEOUT_MS}"),
+        &fixture("loop_forever"),
+        Some(TOKEN),
+    );
+    assert_eq!(status, 201, "{v}");
+    let batch: Vec<Value> = (0..N)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "spin.spin", "params": []}))
+        .collect();
+    let started = Instant::now();
+    let v = post(&host, &Value::Array(batch).to_string());
+    let took = started.elapsed();
+    let items = v.as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(items.len(), N, "{v}");
+    let mut ids: Vec<u64> = items.iter().map(|i| i["id"].as_u64().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..N as u64).collect::<Vec<_>>());
+    for item in items {
+        assert_eq!(item["error"]["code"], -32001, "{item}");
+        assert_eq!(item["error"]["data"]["limit_ms"], TIMEOUT_MS, "{item}");
+    }
+    // One after another they would take N × the deadline; side by side, about one deadline.
+    let serial = Duration::from_millis(TIMEOUT_MS * N as u64);
+    assert!(
+        took < Duration::from_millis(TIMEOUT_MS * (N as u64 - 1)),
+        "the batch of {N} took {took:?}; in series it would take {serial:?}"
+    );
 }
 
 fn tcp_host(dir: &std::path::Path, extra: &[&str]) -> (Host, String) {

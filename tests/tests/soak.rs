@@ -1,7 +1,9 @@
 //! Soak (issue 3): thousands of calls at high concurrency mixing good and hostile functions.
 //! Every good call is correct, every hostile call gets its expected error, and the host's
-//! memory stays bounded; the peak RSS is printed (`-- --nocapture` shows it).
+//! memory stays bounded; the peak RSS is written to stderr, past the test harness's capture, so
+//! every run shows it.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -92,7 +94,9 @@ fn thousands_of_mixed_calls_stay_correct_and_bounded() {
     let elapsed = started.elapsed();
     let peak = rss_kib(host.pid(), "VmHWM:");
     let now = rss_kib(host.pid(), "VmRSS:");
-    println!(
+    // Straight to stderr: libtest captures print!/eprint! of passing tests, not this.
+    writeln!(
+        std::io::stderr(),
         "soak: {calls} calls ({THREADS} concurrent) in {:.2} s ({:.0} calls/s); host RSS before {} MiB, \
          after {} MiB, peak {} MiB",
         elapsed.as_secs_f64(),
@@ -100,7 +104,8 @@ fn thousands_of_mixed_calls_stay_correct_and_bounded() {
         rss_before / 1024,
         now / 1024,
         peak / 1024
-    );
+    )
+    .unwrap();
     assert_eq!(calls, THREADS * CALLS_PER_THREAD);
     // 32 concurrent 64 MiB memory bombs would be 2 GiB if their memory stayed resident.
     assert!(peak < 1024 * 1024, "peak RSS {peak} KiB is not bounded");

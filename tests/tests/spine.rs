@@ -1,6 +1,7 @@
 //! The spine (issue 2): deploy the examples to the real binary and call every function;
 //! tokens, versions, restarts, isolation, refusals, and the hand-written ABI guest.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use fnhost_tests::{EXAMPLES, Host, TOKEN, fixture, guest, host_with_examples};
@@ -64,7 +65,9 @@ fn every_example_function_answers_by_position_and_by_name() {
     assert_eq!(positional, json!([one]));
 
     assert_eq!(host.result("burn.burn", json!([1000])), json!(1000));
+    assert_eq!(host.result("burn.burn", json!({"n": 1000})), json!(1000));
     assert_eq!(host.result("counter.next", json!([])), json!(1));
+    assert_eq!(host.result("counter.next", json!({})), json!(1));
 }
 
 #[test]
@@ -274,23 +277,98 @@ fn limits_above_the_host_maximum_are_refused() {
     assert_eq!(v["limits"]["timeout_ms"], 250);
 }
 
+/// `key=value` fields of a tracing log line, quotes taken off the values.
+fn log_fields(line: &str) -> HashMap<&str, &str> {
+    line.split_whitespace()
+        .filter_map(|word| word.split_once('='))
+        .map(|(k, v)| (k, v.trim_matches('"')))
+        .collect()
+}
+
+/// The digests of the `module loaded` lines in `log`, by where they came from.
+fn loaded_from(log: &str) -> HashMap<String, Vec<String>> {
+    let mut from: HashMap<String, Vec<String>> = HashMap::new();
+    for line in log.lines().filter(|l| l.contains("module loaded")) {
+        let fields = log_fields(line);
+        let (Some(source), Some(digest)) = (fields.get("from"), fields.get("digest")) else {
+            panic!("a `module loaded` line without `from` or `digest`: {line}");
+        };
+        from.entry((*source).to_owned())
+            .or_default()
+            .push((*digest).to_owned());
+    }
+    from
+}
+
 #[test]
 fn a_killed_host_restarts_with_every_function_callable() {
     let dir = tempfile::tempdir().unwrap();
-    let host = host_with_examples(BIN, dir.path());
+    let host = Host::start(BIN, dir.path(), &[]);
+    let digests: Vec<String> = EXAMPLES
+        .iter()
+        .map(|name| {
+            host.deploy(name, &guest(name))["sha256"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
     host.deploy("math2", &guest("math"));
     host.kill();
 
     let host = Host::start(BIN, dir.path(), &[]);
+    // Every example, every function.
     assert_eq!(host.result("math.add", json!([7, 3])), json!(10));
+    assert_eq!(host.result("math.subtract", json!([7, 3])), json!(4));
+    assert_eq!(
+        host.result("math.multiply", json!({"x": 7, "y": 3})),
+        json!(21)
+    );
+    assert_eq!(host.result("math.divide", json!([7, 2])), json!(3.5));
     assert_eq!(host.result("math2.multiply", json!([7, 3])), json!(21));
     assert_eq!(host.result("echo.echo", json!({"k": 1})), json!({"k": 1}));
+    let smiths = host.result("directory.search", json!({"last_name": "Smith"}));
+    assert!(smiths.as_array().unwrap().len() >= 2, "{smiths}");
+    assert!(
+        smiths
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["last_name"] == "Smith"),
+        "{smiths}"
+    );
+    assert_eq!(host.result("burn.burn", json!({"n": 5000})), json!(5000));
     assert_eq!(host.result("counter.next", json!([])), json!(1));
     let (_, listing) = host.get("/v1/functions");
     assert_eq!(
         listing["functions"].as_array().unwrap().len(),
         EXAMPLES.len() + 1
     );
+    // Every module came from its stored artifact (at its first call or from the background
+    // loader): nothing was compiled again.
+    let all_loaded = |log: &str| {
+        let from = loaded_from(log);
+        digests
+            .iter()
+            .all(|d| from.get("artifact").is_some_and(|a| a.contains(d)))
+    };
+    let log = host.log_when(all_loaded);
+    let from = loaded_from(&log);
+    assert!(
+        all_loaded(&log),
+        "not every module was loaded from its artifact: {from:?}\n{log}"
+    );
+    assert_eq!(
+        from.get("compile"),
+        None,
+        "recompiled after a restart:\n{log}"
+    );
+    assert_eq!(
+        from.keys().collect::<Vec<_>>(),
+        ["artifact"],
+        "unknown `from`: {from:?}"
+    );
+
     // Removing one name keeps the other that shares its bytes.
     assert_eq!(host.delete("math", Some(TOKEN)).0, 200);
     assert_eq!(host.result("math2.add", json!([1, 1])), json!(2));
@@ -299,6 +377,21 @@ fn a_killed_host_restarts_with_every_function_callable() {
     let host = Host::start(BIN, dir.path(), &[]);
     assert_eq!(host.error("math.add", json!([1, 1]))["code"], -32601);
     assert_eq!(host.result("math2.add", json!([1, 1])), json!(2));
+    // math2 still has the artifact of the bytes it shares with the removed math.
+    assert_eq!(EXAMPLES[0], "math");
+    let math_loaded = |l: &str| {
+        loaded_from(l)
+            .get("artifact")
+            .is_some_and(|a| a.contains(&digests[0]))
+    };
+    let log = host.log_when(math_loaded);
+    let from = loaded_from(&log);
+    assert!(math_loaded(&log), "{from:?}\n{log}");
+    assert_eq!(
+        from.get("compile"),
+        None,
+        "recompiled after a restart:\n{log}"
+    );
 }
 
 #[test]
