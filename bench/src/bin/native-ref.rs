@@ -18,11 +18,6 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// The same allocator as the `fnhost` binary, so the comparison is of the sandbox, not of
-/// malloc implementations.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Deserialize)]
 struct Request<'a> {
     #[serde(borrow, default)]

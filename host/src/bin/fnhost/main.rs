@@ -14,12 +14,6 @@ use clap::{Args, Parser, Subcommand};
 use fnhost::config::{Config, LimitOverrides};
 use fnhost::rpc::tcp::TcpLimits;
 
-/// mimalloc: a call allocates and frees a few dozen small blocks (store, instance bookkeeping,
-/// request and response); glibc's malloc spent about a sixth of a `math.add` request's
-/// instructions on them (docs/PERFORMANCE.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "fnhost",
