@@ -34,6 +34,11 @@ bench:
     bench/run.sh
     cargo bench -p fnhost-bench --bench sandbox
 
+# User-space instructions per math.add request under callgrind, fnhost vs the native reference:
+# a count that does not drift with the load on a shared VM (docs/PERFORMANCE.md).
+instructions *ARGS:
+    bench/instructions.sh {{ARGS}}
+
 # The same benchmarks for a few seconds each, only to keep them working (CI runs this).
 bench-smoke:
     cargo test -p fnhost-bench --benches
