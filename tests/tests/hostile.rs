@@ -446,8 +446,8 @@ fn a_slow_compile_is_refused_within_its_budget_and_calls_go_on() {
     assert_eq!(host.result("math.add", json!([2, 2])), json!(4));
 }
 
-#[test]
-fn past_the_concurrency_bounds_callers_get_busy_at_once() {
+/// A host that runs at most two calls at once, one per module, with `math` deployed.
+fn host_with_two_call_slots() -> (tempfile::TempDir, Host) {
     let dir = tempfile::tempdir().unwrap();
     let host = Host::start(
         BIN,
@@ -455,6 +455,12 @@ fn past_the_concurrency_bounds_callers_get_busy_at_once() {
         &["--max-concurrent-calls", "2", "--max-calls-per-module", "1"],
     );
     host.deploy("math", &guest("math"));
+    (dir, host)
+}
+
+#[test]
+fn past_the_concurrency_bounds_callers_get_busy_at_once() {
+    let (_dir, host) = host_with_two_call_slots();
     let (status, _) = host.deploy_with(
         "spin",
         "?fuel=10000000000&timeout_ms=1500",
@@ -504,13 +510,7 @@ fn call_in_background(
 
 #[test]
 fn past_the_host_wide_bound_every_module_gets_busy_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let host = Host::start(
-        BIN,
-        dir.path(),
-        &["--max-concurrent-calls", "2", "--max-calls-per-module", "1"],
-    );
-    host.deploy("math", &guest("math"));
+    let (_dir, host) = host_with_two_call_slots();
     // Two names, one long call each: both host-wide slots taken, neither module over its own.
     for name in ["spin", "spin2"] {
         let (status, v) = host.deploy_with(
