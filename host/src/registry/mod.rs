@@ -126,6 +126,7 @@ pub struct Registry {
     /// Bounds compiles running at once. A slot is held until the compile really ends, even
     /// when the deploy has already given up on it.
     compile_slots: Arc<Semaphore>,
+    /// The slots' number, for the `busy` answer (the semaphore only knows how many are free).
     compile_concurrency: usize,
     compile_timeout: std::time::Duration,
     defaults: Limits,
@@ -148,14 +149,15 @@ impl Registry {
     /// so a corrupted module is reported at once without delaying the start.
     pub async fn open(config: &Config, sandbox: Arc<Sandbox>) -> Result<Self, StoreError> {
         let store = Arc::new(Store::open(&config.data_dir, sandbox.compat_key())?);
+        let compile_concurrency = config.compile_concurrency.max(1);
         let registry = Self {
             store,
             sandbox,
             live: DashMap::new(),
             programs: DashMap::new(),
             commit_lock: Mutex::new(()),
-            compile_slots: Arc::new(Semaphore::new(config.compile_concurrency.max(1))),
-            compile_concurrency: config.compile_concurrency.max(1),
+            compile_slots: Arc::new(Semaphore::new(compile_concurrency)),
+            compile_concurrency,
             compile_timeout: config.compile_timeout,
             defaults: config.defaults,
             maxima: config.maxima,
