@@ -113,7 +113,12 @@ async fn read_body(request: Request, limit: usize, what: &str) -> Result<Bytes, 
     if announced.is_some_and(|len| len > limit as u64) {
         return Err(too_large(limit, what));
     }
-    match Limited::new(request.into_body(), limit).collect().await {
+    read_limited(request.into_body(), limit, what).await
+}
+
+/// Reads a body up to `limit` bytes; more is refused once the limit is reached.
+async fn read_limited(body: Body, limit: usize, what: &str) -> Result<Bytes, Error> {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(too_large(limit, what)),
         Err(e) => Err(Error::new(
@@ -223,9 +228,12 @@ async fn jsonrpc(State(app): State<AppState>, request: Request) -> Response {
 }
 
 /// XML-RPC: every answer, fault or not (an over-limit body included), is a 200 `text/xml`
-/// `methodResponse`, as XML-RPC clients expect.
+/// `methodResponse`, as XML-RPC clients expect. An over-limit body is read up to the limit
+/// rather than refused on its announced length: XML-RPC clients send the whole request before
+/// reading, and one answered early gets a broken pipe instead of the fault.
 async fn xmlrpc(State(app): State<AppState>, request: Request) -> Response {
-    let out = match read_body(request, app.config.max_request_bytes, "request body").await {
+    let limit = app.config.max_request_bytes;
+    let out = match read_limited(request.into_body(), limit, "request body").await {
         Ok(body) => rpc::xmlrpc::handle_xmlrpc(&app, &body).await,
         Err(e) => rpc::xmlrpc::fault_response(&e),
     };
