@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The HTTP benchmarks (docs/PERFORMANCE.md): builds fnhost, the native reference server and
+# The HTTP benchmarks (docs/PERFORMANCE.md): builds fnhost, the reference servers and
 # the example guests, then starts, one after another on loopback, fnhost (examples deployed),
-# bench/src/bin/native-ref.rs and Python's SimpleXMLRPCServer + ThreadingMixIn, each pinned to
+# a bare wasmtime host running the same guest (bench/src/bin/wasm-ref.rs: the floor of a fresh
+# instance per call), bench/src/bin/native-ref.rs and Python's SimpleXMLRPCServer +
+# ThreadingMixIn, each pinned to
 # CPU 0, and loads each with wrk pinned to CPU 1 (same workloads, same connections, bounded
 # time). Prints one table with req/s, p50, p99 and the ratios fnhost/native and fnhost/python,
 # then runs `lifecycle` (start-up with 1/100/1000 modules, first calls, deploy).
@@ -60,6 +62,7 @@ source scripts/wasm-target.sh
 cargo build "${profile_flag[@]}" -p fnhost -p fnhost-bench --bins
 fnhost_bin=$target_dir/$profile_dir/fnhost
 native_bin=$target_dir/$profile_dir/native-ref
+wasm_ref_bin=$target_dir/$profile_dir/wasm-ref
 lifecycle_bin=$target_dir/$profile_dir/lifecycle
 
 if ! command -v wrk >/dev/null; then
@@ -85,6 +88,7 @@ import json, sys
 d = sys.argv[1]
 add = {"jsonrpc": "2.0", "id": 1, "method": "math.add", "params": [2, 3]}
 open(f"{d}/add.json", "w").write(json.dumps(add, separators=(",", ":")))
+open(f"{d}/watadd.json", "w").write(json.dumps(dict(add, method="wat.add"), separators=(",", ":")))
 items, size, i = [], 2, 0
 while size < 10 * 1024:
     item = json.dumps({"i": i, "name": f"item number {i}", "tags": ["a", "b"], "v": i + 0.5}, separators=(",", ":"))
@@ -169,6 +173,16 @@ load fnhost "batch 100 add" "$conns" "$url/rpc" "$work/batch100.json" applicatio
 load fnhost "math.add XML-RPC" "$conns" "$url/RPC2" "$work/mathadd.xml" text/xml '<int>5</int>' 1
 stop_server
 
+# --- bare wasmtime (bench/src/bin/wasm-ref.rs): the floor of a fresh instance per call ----
+port=$(free_port)
+FNHOST_GUEST_DIR=$guest_dir taskset -c "$server_cpu" "$wasm_ref_bin" "127.0.0.1:$port" >"$work/wasm-ref.log" 2>&1 &
+server_pid=$!
+wait_ready "http://127.0.0.1:$port/rpc"
+url=http://127.0.0.1:$port
+load bare-wasmtime math.add "$conns" "$url/rpc" "$work/add.json" application/json '"result":5' 1
+load bare-wasmtime "add, WAT guest" "$conns" "$url/rpc" "$work/watadd.json" application/json '"result":5' 1
+stop_server
+
 # --- native reference ------------------------------------------------------------------
 port=$(free_port)
 taskset -c "$server_cpu" "$native_bin" "127.0.0.1:$port" >"$work/native.log" 2>&1 &
@@ -205,8 +219,9 @@ py = res.get(("python", "math.add XML-RPC", max(r[2] for r in rows)))
 print("| server | workload | conns | req/s | calls/s | p50 (µs) | p99 (µs) | errors | fnhost/native | fnhost/python |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 for (server, workload, c), r in res.items():
-    native = res.get(("native", workload, c))
-    vs_native = f"{r['rps'] / native['rps']:.2f}×" if server == "fnhost" and native else "–"
+    native = res.get(("native", "math.add" if server == "bare-wasmtime" else workload, c))
+    # bare-wasmtime rows show their own ratio to native in that column, for the floor.
+    vs_native = f"{r['rps'] / native['rps']:.2f}×" if server in ("fnhost", "bare-wasmtime") and native else "–"
     vs_py = f"{r['rps'] / py['rps']:.1f}×" if server == "fnhost" and py and "add" in workload and "batch" not in workload else "–"
     print(f"| {server} | {workload} | {c} | {r['rps']:,.0f} | {r['rps'] * r['calls']:,.0f} | "
           f"{r['p50']:.0f} | {r['p99']:.0f} | {r['errors']} | {vs_native} | {vs_py} |")
@@ -222,6 +237,10 @@ if f("math.add") and py:
     checks.append(("math.add ≥ 20× Python req/s", f("math.add")["rps"] / py["rps"], 20))
 if f("batch 100 add") and f("math.add"):
     checks.append(("batch of 100: ≥ 5× the calls/s of single requests", f("batch 100 add")["rps"] * 100 / f("math.add")["rps"], 5))
+bare = f("math.add", "bare-wasmtime")
+if f("math.add") and bare:
+    print()
+    print("fnhost math.add / bare wasmtime running the same guest: %.2f×" % (f("math.add")["rps"] / bare["rps"]))
 print()
 print("targets (c=%s)%s:" % (c, " — smoke run, not comparable" if smoke else ""))
 for name, value, target in checks:

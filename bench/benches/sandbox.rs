@@ -6,7 +6,10 @@
 //! function, the same result encoding, minus the sandbox. "fnhost" is
 //! `fnhost::rpc::dispatch(app, method, params)` on an `App` with the example guests deployed:
 //! method lookup, params check, concurrency slots, a fresh instance with fuel and a deadline,
-//! copying params in and the result out, usage accounting. No HTTP.
+//! copying params in and the result out, usage accounting. No HTTP. Between the two,
+//! "bare-wasmtime" ([`fnhost_bench::bare`]) makes the same guest call in a fresh instance from
+//! an engine configured like fnhost's, with no fnhost code, and calls a hand-written WAT `add`
+//! the same way: the floor a fresh instance per call sets, with and without the Rust guest.
 //!
 //! Criterion reports means; after it, a timed loop of single calls prints p50/p99 per call and
 //! the overhead over native. `cargo bench -p fnhost-bench --bench sandbox` for numbers;
@@ -20,11 +23,13 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use fnhost::config::{Config, LimitOverrides};
 use fnhost::{App, AppState};
+use fnhost_bench::bare::Bare;
 use fnhost_bench::{Percentiles, guest_bytes, us};
 
 struct Fixture {
     rt: tokio::runtime::Runtime,
     app: AppState,
+    bare: Bare,
     echo_params: Vec<u8>,
     _data: tempfile::TempDir,
 }
@@ -52,12 +57,20 @@ impl Fixture {
         let fixture = Fixture {
             rt,
             app,
+            bare: Bare::new().unwrap_or_else(|e| panic!("the bare wasmtime host: {e:#}")),
             echo_params: echo_params(10 * 1024),
             _data: data,
         };
         // Both paths must give the same answer, or the comparison means nothing.
         assert_eq!(fixture.fnhost("math.add", b"[2,3]"), b"5");
         assert_eq!(&math::__fnhost_invoke_add(b"[2,3]")[..], b"\x005");
+        for method in ["math.add", "wat.add"] {
+            let out = fixture
+                .bare
+                .answer(method, b"[2,3]")
+                .expect("a bare method");
+            assert_eq!(out.unwrap_or_else(|e| panic!("{method}: {e:#}")), b"\x005");
+        }
         let echoed = fixture.fnhost("echo.echo", &fixture.echo_params);
         assert_eq!(echoed, fixture.echo_params);
         fixture
@@ -95,6 +108,18 @@ fn cases(f: &Fixture) -> Vec<Case<'_>> {
             "native/math.add",
             Box::new(|| {
                 black_box(math::__fnhost_invoke_add(black_box(b"[2,3]")));
+            }),
+        ),
+        (
+            "bare-wasmtime/wat.add",
+            Box::new(|| {
+                black_box(f.bare.answer("wat.add", black_box(b"[2,3]")));
+            }),
+        ),
+        (
+            "bare-wasmtime/math.add",
+            Box::new(|| {
+                black_box(f.bare.answer("math.add", black_box(b"[2,3]")));
             }),
         ),
         (
@@ -165,25 +190,41 @@ fn main() {
         "\nper call, {iterations} timed calls each, echo params {} bytes\n",
         fixture.echo_params.len()
     );
-    println!("| case | p50 (µs) | p99 (µs) | overhead over native p50 (µs) | overhead p99 (µs) |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| case | p50 (µs) | p99 (µs) | overhead over native p50 (µs) | overhead p99 (µs) | over bare wasmtime p50 (µs) |"
+    );
+    println!("|---|---|---|---|---|---|");
     let mut native: Option<Percentiles> = None;
+    let mut bare: Option<Percentiles> = None;
+    let over = |p: &Percentiles, base: &Option<Percentiles>, at: fn(&Percentiles) -> Duration| {
+        base.as_ref()
+            .map_or_else(|| "–".into(), |b| us(at(p).saturating_sub(at(b))))
+    };
     for (name, case) in &cases {
         let p = percentiles(case, iterations);
-        let (over50, over99) = match (&native, name.starts_with("fnhost/")) {
-            (Some(n), true) => (
-                us(p.p50().saturating_sub(n.p50())),
-                us(p.p99().saturating_sub(n.p99())),
-            ),
-            _ => ("–".into(), "–".into()),
+        let (over50, over99, over_bare) = if name.starts_with("native/") {
+            ("–".into(), "–".into(), "–".into())
+        } else {
+            let over_bare = if name.starts_with("fnhost/math.add") {
+                over(&p, &bare, Percentiles::p50)
+            } else {
+                "–".into()
+            };
+            (
+                over(&p, &native, Percentiles::p50),
+                over(&p, &native, Percentiles::p99),
+                over_bare,
+            )
         };
         println!(
-            "| {name} | {} | {} | {over50} | {over99} |",
+            "| {name} | {} | {} | {over50} | {over99} | {over_bare} |",
             us(p.p50()),
             us(p.p99())
         );
         if name.starts_with("native/") {
             native = Some(p);
+        } else if *name == "bare-wasmtime/math.add" {
+            bare = Some(p);
         }
     }
 }

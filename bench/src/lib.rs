@@ -3,8 +3,13 @@
 //!
 //! The benchmarks themselves are `benches/sandbox.rs` (in-process, criterion),
 //! `src/bin/native-ref.rs` (the native reference server the HTTP comparison runs against),
+//! `src/bin/wasm-ref.rs` (the same server running the guest in a bare wasmtime host, [`bare`],
+//! with no fnhost code; [`refserver`] is what the two servers share),
 //! `src/bin/lifecycle.rs` (start-up and deploy) and `run.sh` (everything over HTTP, with wrk).
 //! `docs/PERFORMANCE.md` has the commands and the numbers.
+
+pub mod bare;
+pub mod refserver;
 
 use std::path::PathBuf;
 use std::time::Duration;
