@@ -215,7 +215,7 @@ pub unsafe fn call(ptr: i32, len: i32, invoke: fn(&[u8]) -> Vec<u8>) -> i64 {
 /// an array this scan can split; the caller then lets serde_json parse it, for its error.
 ///
 /// For valid JSON it finds exactly the slices serde_json's `Vec<&RawValue>` would (a property
-/// test checks that), for about a quarter of the wasm operators: `math.add [2,3]` runs 3,061
+/// test checks that) for far fewer wasm operators: a whole `math.add [2,3]` call runs 3,061
 /// instead of 3,975 (docs/PERFORMANCE.md). The host passes only params that parsed as JSON;
 /// on malformed input (natively, in a guest's unit tests) this returns `None` or slices that
 /// fail to decode, so the call is still rejected, with a message about the parameter.
