@@ -8,7 +8,7 @@
 //! method lookup, params check, concurrency slots, a fresh instance with fuel and a deadline,
 //! copying params in and the result out, usage accounting. No HTTP. Between the two,
 //! "bare-wasmtime" ([`fnhost_bench::bare`]) makes the same guest call in a fresh instance from
-//! an engine configured like fnhost's, with no fnhost code, and calls a hand-written WAT `add`
+//! fnhost's own engine, with no fnhost code, and calls a hand-written WAT `add`
 //! the same way: the floor a fresh instance per call sets, with and without the Rust guest.
 //!
 //! Criterion reports means; after it, a timed loop of single calls prints p50/p99 per call and

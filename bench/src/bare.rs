@@ -1,9 +1,9 @@
 //! A bare wasmtime host: the guest call fnhost makes, with nothing of fnhost around it.
 //!
-//! [`Bare`] runs each call in a fresh instance from an engine configured as fnhost configures
-//! its own (pooling allocator with 128 slots, copy-on-write images, 64 KiB keep-resident with
-//! `pagemap_scan`, fuel, epoch interruption with a 5 ms ticker, `InstancePre`, synchronous
-//! calls):
+//! [`Bare`] runs each call in a fresh instance on fnhost's own engine ([`Sandbox::engine`]:
+//! pooling allocator, copy-on-write images, 64 KiB keep-resident with `pagemap_scan`, fuel,
+//! epoch interruption and its ticker, all from the default [`Config`]), with `InstancePre` and
+//! synchronous calls, the fuel and deadline fnhost gives a call's first attempt:
 //!
 //! - `math.add` runs the `math` example guest through the guest ABI (`docs/ABI.md`:
 //!   `fnhost_alloc`, params written into guest memory, `fnhost_call_add`, output read back), so
@@ -16,22 +16,11 @@
 //! native → `wat.add` → `math.add` here → fnhost's `math.add` splits fnhost's cost per call into
 //! the instance itself, the guest's code, and fnhost's own work (docs/PERFORMANCE.md).
 
-use std::time::Duration;
-
 use anyhow::{Context, bail};
+use fnhost::Config;
+use fnhost::sandbox::Sandbox;
 use fnhost_abi::{ALLOC_EXPORT, CALL_PREFIX, HOST_MODULE, LOG_IMPORT, MEMORY_EXPORT};
-use wasmtime::{
-    Caller, Config, Enabled, Engine, Extern, InstanceAllocationStrategy, InstancePre, Linker,
-    Module, ModuleExport, OptLevel, PoolingAllocationConfig, Store,
-};
-
-const SLOTS: u32 = 128;
-const MEMORY_BYTES: usize = 64 << 20;
-/// One sync slice of fuel, as fnhost gives a call's first attempt.
-const FUEL: u64 = 2_000_000;
-const EPOCH_TICK: Duration = Duration::from_millis(5);
-/// Ticks before a call is stopped: one second.
-const DEADLINE_TICKS: u64 = 201;
+use wasmtime::{Caller, Engine, Extern, InstancePre, Linker, Module, ModuleExport, Store};
 
 const ADD_WAT: &str = r#"(module
   (memory (export "memory") 1)
@@ -40,38 +29,45 @@ const ADD_WAT: &str = r#"(module
     local.get 1
     i64.add))"#;
 
-fn engine() -> anyhow::Result<Engine> {
-    let mut pool = PoolingAllocationConfig::new();
-    pool.total_core_instances(SLOTS)
-        .total_memories(SLOTS)
-        .total_tables(SLOTS)
-        .total_stacks(SLOTS)
-        .max_memories_per_module(1)
-        .max_tables_per_module(1)
-        .table_elements(10_000)
-        .max_memory_size(MEMORY_BYTES)
-        .linear_memory_keep_resident(64 << 10)
-        .table_keep_resident(16 << 10)
-        .pagemap_scan(Enabled::Auto);
-    let mut c = Config::new();
-    c.consume_fuel(true)
-        .epoch_interruption(true)
-        .max_wasm_stack(512 << 10)
-        .cranelift_opt_level(OptLevel::Speed)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Ok(Engine::new(&c)?)
+/// What each call's store gets, as fnhost sets up a call's first attempt.
+#[derive(Clone, Copy)]
+struct StoreLimits {
+    /// One fuel slice (the rest of a call's budget is fnhost's rerun, never reached here).
+    fuel: u64,
+    /// The default timeout in epoch ticks, +1 as fnhost counts them.
+    deadline_ticks: u64,
+}
+
+impl StoreLimits {
+    fn new(config: &Config) -> Self {
+        let tick = config.epoch_tick.as_nanos().max(1);
+        let ticks = config.defaults.timeout().as_nanos().div_ceil(tick);
+        Self {
+            fuel: config.defaults.fuel.min(config.fuel_yield_interval),
+            deadline_ticks: u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1),
+        }
+    }
+
+    fn store(self, engine: &Engine) -> anyhow::Result<Store<()>> {
+        let mut store = Store::new(engine, ());
+        store.set_fuel(self.fuel)?;
+        store.set_epoch_deadline(self.deadline_ticks);
+        store.epoch_deadline_trap();
+        Ok(store)
+    }
 }
 
 /// The `math` guest, ready to instantiate, with its exports looked up once.
 struct Guest {
     pre: InstancePre<()>,
+    limits: StoreLimits,
     memory: ModuleExport,
     alloc: ModuleExport,
     add: ModuleExport,
 }
 
 impl Guest {
-    fn new(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Self> {
+    fn new(engine: &Engine, limits: StoreLimits, wasm: &[u8]) -> anyhow::Result<Self> {
         let module = Module::new(engine, wasm)?;
         let mut linker = Linker::new(engine);
         // The guest SDK's log import; nothing logs on this path.
@@ -90,12 +86,13 @@ impl Guest {
             alloc: export(ALLOC_EXPORT)?,
             add: export(&format!("{CALL_PREFIX}add"))?,
             pre: linker.instantiate_pre(&module)?,
+            limits,
         })
     }
 
     /// One call through the guest ABI in a fresh instance: the guest's output bytes.
     fn call(&self, params: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let mut store = store(self.pre.module().engine())?;
+        let mut store = self.limits.store(self.pre.module().engine())?;
         let instance = self.pre.instantiate(&mut store)?;
         let Some(Extern::Memory(memory)) = instance.get_module_export(&mut store, &self.memory)
         else {
@@ -122,21 +119,23 @@ impl Guest {
 /// The hand-written `add`, params parsed by the host.
 struct Wat {
     pre: InstancePre<()>,
+    limits: StoreLimits,
     add: ModuleExport,
 }
 
 impl Wat {
-    fn new(engine: &Engine) -> anyhow::Result<Self> {
+    fn new(engine: &Engine, limits: StoreLimits) -> anyhow::Result<Self> {
         let module = Module::new(engine, wat::parse_str(ADD_WAT)?)?;
         Ok(Self {
             add: module.get_export_index("add").context("no add export")?,
             pre: Linker::new(engine).instantiate_pre(&module)?,
+            limits,
         })
     }
 
     fn call(&self, params: &[u8]) -> anyhow::Result<Vec<u8>> {
         let (x, y): (i64, i64) = serde_json::from_slice(params)?;
-        let mut store = store(self.pre.module().engine())?;
+        let mut store = self.limits.store(self.pre.module().engine())?;
         let instance = self.pre.instantiate(&mut store)?;
         let add = instance
             .get_module_export(&mut store, &self.add)
@@ -150,38 +149,28 @@ impl Wat {
     }
 }
 
-fn store(engine: &Engine) -> anyhow::Result<Store<()>> {
-    let mut store = Store::new(engine, ());
-    store.set_fuel(FUEL)?;
-    store.set_epoch_deadline(DEADLINE_TICKS);
-    store.epoch_deadline_trap();
-    Ok(store)
-}
-
-/// The two guests on one engine, with its epoch ticker.
+/// The two guests on fnhost's engine.
 pub struct Bare {
     guest: Guest,
     wat: Wat,
+    /// Owns the engine's epoch ticker, which stops when it is dropped.
+    _sandbox: Sandbox,
 }
 
 impl Bare {
-    /// Compiles the `math` example guest (from [`crate::guest_dir`]) and the WAT `add`, and
-    /// starts the epoch ticker (it stops when the engine is dropped).
+    /// Builds fnhost's engine for the default [`Config`] and compiles the `math` example guest
+    /// (from [`crate::guest_dir`]) and the WAT `add` on it.
     pub fn new() -> anyhow::Result<Self> {
-        let engine = engine()?;
-        let guest = Guest::new(&engine, &crate::guest_bytes("math")?)?;
-        let wat = Wat::new(&engine)?;
-        let ticker = engine.weak();
-        std::thread::Builder::new()
-            .name("epoch".into())
-            .spawn(move || {
-                while let Some(engine) = ticker.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            })?;
-        Ok(Self { guest, wat })
+        // `Sandbox::new` reads only the engine's settings; nothing touches this directory.
+        let config = Config::new(std::env::temp_dir());
+        let sandbox = Sandbox::new(&config)?;
+        let engine = sandbox.engine();
+        let limits = StoreLimits::new(&config);
+        Ok(Self {
+            guest: Guest::new(engine, limits, &crate::guest_bytes("math")?)?,
+            wat: Wat::new(engine, limits)?,
+            _sandbox: sandbox,
+        })
     }
 
     /// Runs `method` (`math.add` or `wat.add`) in a fresh instance: the guest glue's output

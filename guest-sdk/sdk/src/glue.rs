@@ -242,17 +242,7 @@ fn split_array(params: &[u8]) -> Option<Vec<&str>> {
         let mut depth = 0usize;
         loop {
             match *bytes.get(i)? {
-                b'"' => {
-                    i += 1;
-                    loop {
-                        match *bytes.get(i)? {
-                            b'\\' => i += 2,
-                            b'"' => break,
-                            _ => i += 1,
-                        }
-                    }
-                    i += 1;
-                }
+                b'"' => i = string_end(bytes, i + 1)?,
                 b'[' | b'{' => {
                     depth += 1;
                     i += 1;
@@ -277,6 +267,17 @@ fn split_array(params: &[u8]) -> Option<Vec<&str>> {
             b',' => i = skip_ws(i + 1),
             b']' => return (skip_ws(i + 1) == bytes.len()).then_some(items),
             _ => return None,
+        }
+    }
+}
+
+/// Where the JSON string whose contents start at `i` ends: just past its closing quote.
+fn string_end(bytes: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        match *bytes.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
         }
     }
 }

@@ -155,6 +155,12 @@ impl Sandbox {
         })
     }
 
+    /// The engine every call runs on (pooling, fuel, epochs: `wasm_config`), for benchmarks that
+    /// compare fnhost with wasmtime alone on the same engine (`bench/src/bare.rs`).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Names artifacts this engine can load; part of their path on disk.
     pub fn compat_key(&self) -> &str {
         &self.compat_key
