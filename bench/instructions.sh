@@ -9,7 +9,7 @@
 #   bench/instructions.sh [BODY_FILE]     default: a math.add request
 #
 # Needs valgrind and wrk (installed with apt-get when missing) and a release build
-# (`cargo build --release -p fnhost -p fnhost-bench --bins`, which bench/run.sh also does).
+# (`cargo build --release -p fnhost-cli -p fnhost-bench --bins`, which bench/run.sh also does).
 # fnhost runs with --max-concurrent-calls 2: valgrind cannot reserve the address space of the
 # default 128-slot instance pool, and without a pool fnhost would fall back to on-demand
 # allocation, which is not what production runs.
@@ -27,7 +27,7 @@ for tool in valgrind wrk; do
   fi
 done
 for bin in fnhost native-ref; do
-  [ -x "$target_dir/release/$bin" ] || { echo "build first: cargo build --release -p fnhost -p fnhost-bench --bins" >&2; exit 1; }
+  [ -x "$target_dir/release/$bin" ] || { echo "build first: cargo build --release -p fnhost-cli -p fnhost-bench --bins" >&2; exit 1; }
 done
 [ -f "$guest_dir/math.wasm" ] || { echo "build the example guests first: just guests" >&2; exit 1; }
 

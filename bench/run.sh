@@ -56,10 +56,8 @@ target_dir=${CARGO_TARGET_DIR:-target}
 guest_dir=target/guests/wasm32-unknown-unknown/guest
 
 # --- build -----------------------------------------------------------------------------
-source scripts/wasm-target.sh
-"${FNHOST_GUEST_CARGO:-cargo}" build --profile guest --target wasm32-unknown-unknown \
-  --target-dir target/guests -p math -p echo -p directory -p burn -p counter
-cargo build "${profile_flag[@]}" -p fnhost -p fnhost-bench --bins
+scripts/build-guests.sh
+cargo build "${profile_flag[@]}" -p fnhost-cli -p fnhost-bench --bins
 fnhost_bin=$target_dir/$profile_dir/fnhost
 native_bin=$target_dir/$profile_dir/native-ref
 wasm_ref_bin=$target_dir/$profile_dir/wasm-ref

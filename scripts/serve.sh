@@ -4,9 +4,7 @@
 # Extra arguments go to `fnhost serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/wasm-target.sh
 guest_dir=target/guests/wasm32-unknown-unknown/guest
-"${FNHOST_GUEST_CARGO:-cargo}" build --profile guest --target wasm32-unknown-unknown \
-  --target-dir target/guests -p math -p echo -p directory -p burn -p counter
-cargo build --release -p fnhost
+scripts/build-guests.sh
+cargo build --release -p fnhost-cli
 exec target/release/fnhost serve --deploy-dir "$guest_dir" "$@"

@@ -4,7 +4,7 @@
 //! "Native" is the guest crate's own generated entry point (`math::__fnhost_invoke_add`,
 //! `echo::__fnhost_invoke_echo`) linked into this binary: the same params decoding, the same
 //! function, the same result encoding, minus the sandbox. "fnhost" is
-//! `fnhost::rpc::dispatch(app, method, params)` on an `App` with the example guests deployed:
+//! `fnhost::rpc::dispatch(app, ctx, method, params)` on an `App` with the example guests deployed:
 //! method lookup, params check, concurrency slots, a fresh instance with fuel and a deadline,
 //! copying params in and the result out, usage accounting. No HTTP. Between the two,
 //! "bare-wasmtime" ([`fnhost_bench::bare`]) makes the same guest call in a fresh instance from
@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use fnhost::config::{Config, LimitOverrides};
+use fnhost::context::CallContext;
 use fnhost::{App, AppState};
 use fnhost_bench::bare::Bare;
 use fnhost_bench::{Percentiles, guest_bytes, us};
@@ -29,6 +30,8 @@ use fnhost_bench::{Percentiles, guest_bytes, us};
 struct Fixture {
     rt: tokio::runtime::Runtime,
     app: AppState,
+    /// The caller of every in-process call, as a front end would build it once per request.
+    ctx: CallContext,
     bare: Bare,
     echo_params: Vec<u8>,
     _data: tempfile::TempDir,
@@ -57,6 +60,7 @@ impl Fixture {
         let fixture = Fixture {
             rt,
             app,
+            ctx: CallContext::in_process(),
             bare: Bare::new().unwrap_or_else(|e| panic!("the bare wasmtime host: {e:#}")),
             echo_params: echo_params(10 * 1024),
             _data: data,
@@ -79,7 +83,7 @@ impl Fixture {
     fn fnhost(&self, method: &str, params: &[u8]) -> Vec<u8> {
         let out = self
             .rt
-            .block_on(fnhost::rpc::dispatch(&self.app, method, params))
+            .block_on(fnhost::rpc::dispatch(&self.app, &self.ctx, method, params))
             .unwrap_or_else(|e| panic!("{method}: {e:?}"));
         out.result.get().as_bytes().to_vec()
     }
@@ -127,6 +131,7 @@ fn cases(f: &Fixture) -> Vec<Case<'_>> {
             Box::new(|| {
                 let out = f.rt.block_on(fnhost::rpc::dispatch(
                     &f.app,
+                    &f.ctx,
                     "math.add",
                     black_box(b"[2,3]"),
                 ));
@@ -142,8 +147,12 @@ fn cases(f: &Fixture) -> Vec<Case<'_>> {
         (
             "fnhost/echo.echo 10KB",
             Box::new(move || {
-                let out =
-                    f.rt.block_on(fnhost::rpc::dispatch(&f.app, "echo.echo", black_box(echo)));
+                let out = f.rt.block_on(fnhost::rpc::dispatch(
+                    &f.app,
+                    &f.ctx,
+                    "echo.echo",
+                    black_box(echo),
+                ));
                 black_box(out.expect("echo.echo"));
             }),
         ),

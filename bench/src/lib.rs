@@ -14,9 +14,8 @@ pub mod refserver;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The command that builds the example guests (the same as `tests/build.rs` runs).
-pub const GUEST_BUILD_COMMAND: &str = "cargo build --profile guest --target wasm32-unknown-unknown \
-     --target-dir target/guests -p math -p echo -p directory -p burn -p counter";
+/// The command that builds the example guests (what `tests/build.rs` runs, too).
+pub const GUEST_BUILD_COMMAND: &str = "scripts/build-guests.sh";
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {

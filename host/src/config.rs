@@ -4,6 +4,7 @@
 //! defaults every function gets, and the maxima that per-function overrides (given at deploy
 //! time) may never exceed. `README.md` documents each default; tests pin them.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -93,9 +94,14 @@ impl LimitOverrides {
     }
 }
 
-/// Everything the operator sets.
+/// Everything the operator sets: the one home of every limit. [`Config::validate`] checks it
+/// all, naming the flag of the first value that cannot work.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Address of the HTTP listener (`--listen`).
+    pub listen: SocketAddr,
+    /// Address of the newline-delimited JSON-RPC listener (`--tcp`); none when `None`.
+    pub tcp_listen: Option<SocketAddr>,
     /// Where the store lives: modules, names, precompiled artifacts, the admin token.
     pub data_dir: PathBuf,
     /// The admin token; when `None`, one is generated in the data dir at first start.
@@ -136,12 +142,36 @@ pub struct Config {
     /// Fuel between cooperative yields to the async runtime: short calls never yield, long
     /// ones give other tasks a turn this often.
     pub fuel_yield_interval: u64,
+    /// Guest log lines one call may write; more are dropped and counted.
+    pub max_log_lines: u32,
+    /// A guest log line is cut to this many bytes.
+    pub max_log_message_bytes: usize,
+    /// XML-RPC: how deep values in a call may nest (results: twice as deep).
+    pub xmlrpc_max_depth: usize,
+    /// TCP transport: a connection with no request for this long is closed.
+    pub tcp_idle_timeout: Duration,
+    /// TCP transport: a request line must arrive completely, and its answer be written, within
+    /// this.
+    pub tcp_request_timeout: Duration,
+    /// TCP transport: connections open at once; more get `busy` and are closed.
+    pub tcp_max_connections: usize,
+}
+
+/// A setting that cannot work, named by its flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{flag}: {message}")]
+pub struct ConfigError {
+    /// The flag (`--max-batch-len`) of the setting.
+    pub flag: &'static str,
+    pub message: String,
 }
 
 impl Config {
     /// A config with every default, storing under `data_dir`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            tcp_listen: None,
             data_dir: data_dir.into(),
             admin_token: None,
             defaults: DEFAULT_LIMITS,
@@ -160,7 +190,72 @@ impl Config {
             max_wasm_stack: 512 << 10,
             epoch_tick: Duration::from_millis(5),
             fuel_yield_interval: 2_000_000,
+            max_log_lines: fnhost_abi::MAX_LOG_LINES,
+            max_log_message_bytes: fnhost_abi::MAX_LOG_MESSAGE,
+            xmlrpc_max_depth: crate::rpc::xmlrpc::DEFAULT_MAX_DEPTH,
+            tcp_idle_timeout: Duration::from_secs(60),
+            tcp_request_timeout: Duration::from_secs(10),
+            tcp_max_connections: 256,
         }
+    }
+
+    /// Checks every setting; the error names the flag of the first that cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn positive(flag: &'static str, ok: bool) -> Result<(), ConfigError> {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError {
+                    flag,
+                    message: "must be above 0".to_owned(),
+                })
+            }
+        }
+        let limit = |flag: &'static str, default: u64, max: u64| {
+            if default == 0 {
+                Err(ConfigError {
+                    flag,
+                    message: "must be above 0".to_owned(),
+                })
+            } else if default > max {
+                Err(ConfigError {
+                    flag,
+                    message: format!("{default} is above the host maximum {max}"),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        let (d, m) = (&self.defaults, &self.maxima);
+        limit("--fuel", d.fuel, m.fuel)?;
+        limit("--timeout-ms", d.timeout_ms, m.timeout_ms)?;
+        limit("--memory-mib", d.memory_bytes >> 20, m.memory_bytes >> 20)?;
+        positive("--max-concurrent-calls", self.max_concurrent_calls > 0)?;
+        positive("--max-calls-per-module", self.max_calls_per_module > 0)?;
+        positive("--compile-timeout-ms", !self.compile_timeout.is_zero())?;
+        positive("compile_concurrency", self.compile_concurrency > 0)?;
+        positive("--max-batch-len", self.max_batch_len > 0)?;
+        positive(
+            "--max-batch-response-mib",
+            self.max_batch_response_bytes > 0,
+        )?;
+        positive("max_module_bytes", self.max_module_bytes > 0)?;
+        positive("max_request_bytes", self.max_request_bytes > 0)?;
+        positive("max_result_bytes", self.max_result_bytes > 0)?;
+        positive("max_functions", self.max_functions > 0)?;
+        positive("max_table_elements", self.max_table_elements > 0)?;
+        positive("max_wasm_stack", self.max_wasm_stack > 0)?;
+        positive("epoch_tick", !self.epoch_tick.is_zero())?;
+        positive("fuel_yield_interval", self.fuel_yield_interval > 0)?;
+        positive("max_log_message_bytes", self.max_log_message_bytes > 0)?;
+        positive("xmlrpc_max_depth", self.xmlrpc_max_depth > 0)?;
+        positive("--tcp-idle-timeout-ms", !self.tcp_idle_timeout.is_zero())?;
+        positive(
+            "--tcp-request-timeout-ms",
+            !self.tcp_request_timeout.is_zero(),
+        )?;
+        positive("--tcp-max-connections", self.tcp_max_connections > 0)?;
+        Ok(())
     }
 }
 
@@ -265,18 +360,40 @@ mod tests {
                 fnhost_abi::MAX_LOG_MESSAGE >> 10
             ),
         ];
-        let tcp = crate::rpc::tcp::TcpLimits::default();
         let tcp_row = format!(
             "| {} s / {} s / {} |",
-            tcp.idle.as_secs(),
-            tcp.request.as_secs(),
-            tcp.max_connections
+            c.tcp_idle_timeout.as_secs(),
+            c.tcp_request_timeout.as_secs(),
+            c.tcp_max_connections
         );
         for row in rows.into_iter().chain([tcp_row]) {
             assert!(
                 readme.contains(&row),
                 "README.md's limits table lacks `{row}`"
             );
+        }
+    }
+
+    #[test]
+    fn the_defaults_validate_and_each_bad_value_names_its_flag() {
+        assert_eq!(Config::new("x").validate(), Ok(()));
+        type Spoil = fn(&mut Config);
+        let cases: [(&str, Spoil); 6] = [
+            ("--max-concurrent-calls", |c| c.max_concurrent_calls = 0),
+            ("--max-batch-len", |c| c.max_batch_len = 0),
+            ("--tcp-max-connections", |c| c.tcp_max_connections = 0),
+            ("--compile-timeout-ms", |c| {
+                c.compile_timeout = Duration::ZERO
+            }),
+            ("--fuel", |c| c.defaults.fuel = c.maxima.fuel + 1),
+            ("xmlrpc_max_depth", |c| c.xmlrpc_max_depth = 0),
+        ];
+        for (flag, spoil) in cases {
+            let mut c = Config::new("x");
+            spoil(&mut c);
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.flag, flag, "{e}");
+            assert!(e.to_string().starts_with(flag), "{e}");
         }
     }
 

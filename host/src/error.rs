@@ -11,154 +11,90 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-/// What went wrong, as a caller can act on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    // JSON-RPC 2.0's own codes.
-    /// The body is not JSON (or not well-formed XML for XML-RPC).
-    ParseError,
-    /// JSON, but not a valid request object.
-    InvalidRequest,
-    /// No module or no function of that name.
-    MethodNotFound,
-    /// The params do not fit the function.
-    InvalidParams,
-    /// A fault of the host itself; details are in the host's log.
-    Internal,
-    // fnhost's own, in -32000..-32099.
-    /// The call used up its fuel (CPU budget).
-    OutOfFuel,
-    /// The call ran past its wall-clock deadline.
-    DeadlineExceeded,
-    /// The guest asked for more linear memory or table space than it may have.
-    MemoryLimit,
-    /// The guest's wasm stack overflowed (deep recursion).
-    StackOverflow,
-    /// The guest trapped (`unreachable`, out-of-bounds access, division by zero, ...).
-    GuestTrap,
-    /// The guest's output broke the ABI (bad pointer or length, bad UTF-8 or JSON, bad status).
-    BadGuestOutput,
-    /// Too many calls in flight; try again later.
-    Busy,
-    /// The guest returned an error of its own.
-    GuestError,
-    /// The module is registered but cannot be served (its stored bytes failed verification).
-    ModuleUnavailable,
-    // Admin API only.
-    /// Missing or wrong admin token.
-    Unauthorized,
-    /// A module name outside `[a-z][a-z0-9_-]{0,62}`, or a reserved one.
-    BadName,
-    /// The uploaded bytes are not an acceptable module (not wasm, wrong ABI, bad import, ...).
-    BadModule,
-    /// A requested limit is malformed or above the host's maximum.
-    BadLimits,
-    /// A body larger than the limit of its route.
-    PayloadTooLarge,
-    /// No such module (admin API).
-    NotFound,
+/// Declares [`Kind`] from one table: each row is a kind with its JSON-RPC code, HTTP status,
+/// stable name and meaning. Everything that maps a kind to a number or a string is generated
+/// from the row, so nothing can drift; `docs/ERRORS.md` mirrors the table (a test checks).
+macro_rules! kinds {
+    ($( $(#[$attr:meta])* $kind:ident => $code:literal, $status:ident, $name:literal, $meaning:literal; )*) => {
+        /// What went wrong, as a caller can act on it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Kind {
+            $( $(#[$attr])* #[doc = $meaning] $kind, )*
+        }
+
+        impl Kind {
+            /// Every kind, in the order `docs/ERRORS.md` lists them.
+            pub const ALL: [Kind; [$(Kind::$kind),*].len()] = [$(Kind::$kind),*];
+
+            /// The JSON-RPC error code (also the XML-RPC faultCode).
+            pub const fn code(self) -> i64 {
+                match self { $(Kind::$kind => $code,)* }
+            }
+
+            /// The HTTP status of the admin API (and of `/rpc` for transport-level failures).
+            pub const fn status(self) -> StatusCode {
+                match self { $(Kind::$kind => StatusCode::$status,)* }
+            }
+
+            /// A stable snake_case name, put in every error's `data.kind` so clients can match on it.
+            pub const fn name(self) -> &'static str {
+                match self { $(Kind::$kind => $name,)* }
+            }
+
+            /// What the kind means, in one sentence (the table's last column).
+            pub const fn meaning(self) -> &'static str {
+                match self { $(Kind::$kind => $meaning,)* }
+            }
+        }
+    };
 }
 
-impl Kind {
-    /// Every kind, in the order `docs/ERRORS.md` lists them.
-    pub const ALL: [Kind; 20] = [
-        Kind::ParseError,
-        Kind::InvalidRequest,
-        Kind::MethodNotFound,
-        Kind::InvalidParams,
-        Kind::Internal,
-        Kind::OutOfFuel,
-        Kind::DeadlineExceeded,
-        Kind::MemoryLimit,
-        Kind::StackOverflow,
-        Kind::GuestTrap,
-        Kind::BadGuestOutput,
-        Kind::Busy,
-        Kind::GuestError,
-        Kind::ModuleUnavailable,
-        Kind::Unauthorized,
-        Kind::BadName,
-        Kind::BadModule,
-        Kind::BadLimits,
-        Kind::PayloadTooLarge,
-        Kind::NotFound,
-    ];
-
-    /// The JSON-RPC error code (also the XML-RPC faultCode).
-    pub const fn code(self) -> i64 {
-        match self {
-            Kind::ParseError => -32700,
-            Kind::InvalidRequest => -32600,
-            Kind::MethodNotFound => -32601,
-            Kind::InvalidParams => -32602,
-            Kind::Internal => -32603,
-            Kind::OutOfFuel => -32000,
-            Kind::DeadlineExceeded => -32001,
-            Kind::MemoryLimit => -32002,
-            Kind::StackOverflow => -32003,
-            Kind::GuestTrap => -32004,
-            Kind::BadGuestOutput => -32005,
-            Kind::Busy => -32006,
-            Kind::ModuleUnavailable => -32007,
-            Kind::GuestError => -32010,
-            Kind::Unauthorized => -32040,
-            Kind::BadName => -32041,
-            Kind::BadModule => -32042,
-            Kind::BadLimits => -32043,
-            Kind::PayloadTooLarge => -32044,
-            Kind::NotFound => -32045,
-        }
-    }
-
-    /// The HTTP status the admin API answers with (and `/rpc` for transport-level failures).
-    pub const fn status(self) -> StatusCode {
-        match self {
-            Kind::ParseError
-            | Kind::InvalidRequest
-            | Kind::InvalidParams
-            | Kind::BadName
-            | Kind::BadLimits => StatusCode::BAD_REQUEST,
-            Kind::Unauthorized => StatusCode::UNAUTHORIZED,
-            Kind::MethodNotFound | Kind::NotFound => StatusCode::NOT_FOUND,
-            Kind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Kind::BadModule => StatusCode::UNPROCESSABLE_ENTITY,
-            Kind::Busy | Kind::ModuleUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Kind::OutOfFuel
-            | Kind::DeadlineExceeded
-            | Kind::MemoryLimit
-            | Kind::StackOverflow
-            | Kind::GuestTrap
-            | Kind::BadGuestOutput
-            | Kind::GuestError => StatusCode::UNPROCESSABLE_ENTITY,
-        }
-    }
-
-    /// A stable snake_case name, put in every error's `data.kind` so clients can match on it.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Kind::ParseError => "parse_error",
-            Kind::InvalidRequest => "invalid_request",
-            Kind::MethodNotFound => "method_not_found",
-            Kind::InvalidParams => "invalid_params",
-            Kind::Internal => "internal_error",
-            Kind::OutOfFuel => "out_of_fuel",
-            Kind::DeadlineExceeded => "deadline_exceeded",
-            Kind::MemoryLimit => "memory_limit",
-            Kind::StackOverflow => "stack_overflow",
-            Kind::GuestTrap => "guest_trap",
-            Kind::BadGuestOutput => "bad_guest_output",
-            Kind::Busy => "busy",
-            Kind::GuestError => "guest_error",
-            Kind::ModuleUnavailable => "module_unavailable",
-            Kind::Unauthorized => "unauthorized",
-            Kind::BadName => "bad_name",
-            Kind::BadModule => "bad_module",
-            Kind::BadLimits => "bad_limits",
-            Kind::PayloadTooLarge => "payload_too_large",
-            Kind::NotFound => "not_found",
-        }
-    }
+kinds! {
+    // JSON-RPC 2.0's own codes.
+    ParseError => -32700, BAD_REQUEST, "parse_error",
+        "The body is not JSON (or not well-formed XML for XML-RPC).";
+    InvalidRequest => -32600, BAD_REQUEST, "invalid_request",
+        "JSON, but not a valid request object.";
+    MethodNotFound => -32601, NOT_FOUND, "method_not_found",
+        "No module or no function of that name.";
+    InvalidParams => -32602, BAD_REQUEST, "invalid_params",
+        "The params do not fit the function.";
+    Internal => -32603, INTERNAL_SERVER_ERROR, "internal_error",
+        "A fault of the host itself; details are in the host's log.";
+    // fnhost's own, in -32000..-32099.
+    OutOfFuel => -32000, UNPROCESSABLE_ENTITY, "out_of_fuel",
+        "The call used up its fuel (CPU budget).";
+    DeadlineExceeded => -32001, UNPROCESSABLE_ENTITY, "deadline_exceeded",
+        "The call ran past its wall-clock deadline.";
+    MemoryLimit => -32002, UNPROCESSABLE_ENTITY, "memory_limit",
+        "The guest asked for more linear memory or table space than it may have.";
+    StackOverflow => -32003, UNPROCESSABLE_ENTITY, "stack_overflow",
+        "The guest's wasm stack overflowed (deep recursion).";
+    GuestTrap => -32004, UNPROCESSABLE_ENTITY, "guest_trap",
+        "The guest trapped (`unreachable`, out-of-bounds access, division by zero, ...).";
+    BadGuestOutput => -32005, UNPROCESSABLE_ENTITY, "bad_guest_output",
+        "The guest's output broke the ABI (bad pointer or length, bad UTF-8 or JSON, bad status).";
+    Busy => -32006, SERVICE_UNAVAILABLE, "busy",
+        "Too many calls (or compiles) in flight; try again later.";
+    GuestError => -32010, UNPROCESSABLE_ENTITY, "guest_error",
+        "The guest returned an error of its own.";
+    ModuleUnavailable => -32007, SERVICE_UNAVAILABLE, "module_unavailable",
+        "The module is registered but cannot be served (its stored bytes failed verification).";
+    // Admin API only.
+    Unauthorized => -32040, UNAUTHORIZED, "unauthorized",
+        "Missing or wrong admin token.";
+    BadName => -32041, BAD_REQUEST, "bad_name",
+        "A module name outside `[a-z][a-z0-9_-]{0,62}`, or a reserved one.";
+    BadModule => -32042, UNPROCESSABLE_ENTITY, "bad_module",
+        "The uploaded bytes are not an acceptable module (not wasm, wrong ABI, bad import, ...).";
+    BadLimits => -32043, BAD_REQUEST, "bad_limits",
+        "A requested limit is malformed or above the host's maximum.";
+    PayloadTooLarge => -32044, PAYLOAD_TOO_LARGE, "payload_too_large",
+        "A body larger than the limit of its route.";
+    NotFound => -32045, NOT_FOUND, "not_found",
+        "No such module (admin API).";
+    StoreFull => -32046, INSUFFICIENT_STORAGE, "store_full",
+        "The store has no space left for the write; nothing was changed.";
 }
 
 /// A failure as a caller sees it.
@@ -205,6 +141,42 @@ impl Error {
         Self::new(
             Kind::Internal,
             "internal error; the host's log has the details",
+        )
+    }
+
+    /// `busy`: `scope` (`host`, `module`, `compile`, ...) is at its `limit`; `message` says
+    /// what is full and that trying again later helps.
+    pub fn busy(scope: &'static str, limit: impl Into<Value>, message: impl Into<String>) -> Self {
+        Self::new(Kind::Busy, message)
+            .with("limit", limit)
+            .with("scope", scope)
+    }
+
+    /// The admin API's answer for a name that is not deployed.
+    pub fn not_found(name: &str) -> Self {
+        Self::new(
+            Kind::NotFound,
+            format!("no module named `{name}` is deployed"),
+        )
+        .with("name", name)
+    }
+
+    /// `payload_too_large`: `what` (the request body, a module, a line) is over `limit` bytes.
+    pub fn too_large(what: &str, limit: usize) -> Self {
+        Self::new(
+            Kind::PayloadTooLarge,
+            format!("the {what} is larger than the limit of {limit} bytes"),
+        )
+        .with("limit_bytes", limit)
+    }
+
+    /// `store_full`: a write found no space; nothing was changed. The path and the OS error
+    /// are logged where it happened, never sent.
+    pub fn store_full() -> Self {
+        Self::new(
+            Kind::StoreFull,
+            "the host's store is out of space; nothing was changed and the current version \
+             keeps serving",
         )
     }
 }
@@ -254,6 +226,29 @@ mod tests {
                 "{k:?} has code {c} outside the reserved ranges"
             );
         }
+    }
+
+    #[test]
+    fn every_kind_has_a_full_row() {
+        for k in Kind::ALL {
+            let status = k.status().as_u16();
+            assert!(
+                (400..600).contains(&status),
+                "{k:?} has status {status}, not an error status"
+            );
+            assert!(!k.meaning().is_empty(), "{k:?} has no meaning");
+            assert_eq!(Kind::ALL[k as usize], k, "ALL is in declaration order");
+        }
+    }
+
+    #[test]
+    fn the_doc_has_no_row_for_a_kind_that_does_not_exist() {
+        let doc = include_str!("../../docs/ERRORS.md");
+        let rows = doc
+            .lines()
+            .filter(|l| l.starts_with("| -32") && l.matches('`').count() >= 2)
+            .count();
+        assert_eq!(rows, Kind::ALL.len(), "docs/ERRORS.md's table rows");
     }
 
     #[test]

@@ -20,8 +20,9 @@ use serde_json::{Value, json};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::LimitOverrides;
+use crate::context::{CallContext, Credentials, Peer, Protocol, RequestId, Transport};
 use crate::error::{Error, Kind};
-use crate::registry::{self, Deployed, Entry};
+use crate::registry::{self, Deployed, Entry, Status};
 use crate::{AppState, rpc};
 
 /// The whole HTTP surface.
@@ -83,6 +84,22 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// The caller of an RPC request: its peer address (set by the server), its credentials.
+fn context(request: &Request, protocol: Protocol) -> CallContext {
+    CallContext {
+        transport: Transport::Http,
+        protocol,
+        peer: request.extensions().get::<Peer>().map(|p| p.0),
+        request_id: RequestId::generated(),
+        credentials: request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map_or(Credentials::None, |v| {
+                Credentials::from_authorization(v.as_bytes())
+            }),
+    }
+}
+
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
@@ -91,14 +108,6 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
         HeaderValue::from_static("application/json"),
     );
     response
-}
-
-fn too_large(limit: usize, what: &str) -> Error {
-    Error::new(
-        Kind::PayloadTooLarge,
-        format!("the {what} is larger than the limit of {limit} bytes"),
-    )
-    .with("limit_bytes", limit)
 }
 
 /// Reads a request's body, at most `limit` bytes. An announced `Content-Length` over the limit
@@ -111,7 +120,7 @@ async fn read_body(request: Request, limit: usize, what: &str) -> Result<Bytes, 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|len| len > limit as u64) {
-        return Err(too_large(limit, what));
+        return Err(Error::too_large(what, limit));
     }
     read_limited(request.into_body(), limit, what).await
 }
@@ -120,7 +129,7 @@ async fn read_body(request: Request, limit: usize, what: &str) -> Result<Bytes, 
 async fn read_limited(body: Body, limit: usize, what: &str) -> Result<Bytes, Error> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(too_large(limit, what)),
+        Err(e) if e.is::<LengthLimitError>() => Err(Error::too_large(what, limit)),
         Err(e) => Err(Error::new(
             Kind::InvalidRequest,
             format!("cannot read the request body: {e}"),
@@ -152,7 +161,7 @@ async fn show(State(app): State<AppState>, Path(name): Path<String>) -> Result<J
     let entry = app
         .registry
         .get(&name)
-        .ok_or_else(|| registry::not_found(&name))?;
+        .ok_or_else(|| Error::not_found(&name))?;
     Ok(Json(describe(&entry, true)))
 }
 
@@ -203,6 +212,7 @@ static FUEL_USED: HeaderName = HeaderName::from_static("x-fnhost-fuel-used");
 static ELAPSED_US: HeaderName = HeaderName::from_static("x-fnhost-elapsed-us");
 
 async fn jsonrpc(State(app): State<AppState>, request: Request) -> Response {
+    let ctx = context(&request, Protocol::JsonRpc);
     let body = match read_body(request, app.config.max_request_bytes, "request body").await {
         Ok(body) => body,
         Err(e) => {
@@ -211,7 +221,7 @@ async fn jsonrpc(State(app): State<AppState>, request: Request) -> Response {
             return json_response(e.kind.status(), out);
         }
     };
-    let reply = rpc::handle_jsonrpc(&app, &body).await;
+    let reply = rpc::handle_jsonrpc(&app, &ctx, &body).await;
     let Some(out) = reply.body else {
         return StatusCode::NO_CONTENT.into_response();
     };
@@ -232,9 +242,10 @@ async fn jsonrpc(State(app): State<AppState>, request: Request) -> Response {
 /// rather than refused on its announced length: XML-RPC clients send the whole request before
 /// reading, and one answered early gets a broken pipe instead of the fault.
 async fn xmlrpc(State(app): State<AppState>, request: Request) -> Response {
+    let ctx = context(&request, Protocol::XmlRpc);
     let limit = app.config.max_request_bytes;
     let out = match read_limited(request.into_body(), limit, "request body").await {
-        Ok(body) => rpc::xmlrpc::handle_xmlrpc(&app, &body).await,
+        Ok(body) => rpc::xmlrpc::handle_xmlrpc(&app, &ctx, &body).await,
         Err(e) => rpc::xmlrpc::fault_response(&e),
     };
     let mut response = Response::new(Body::from(out));
@@ -280,7 +291,7 @@ fn describe(entry: &Entry, full: bool) -> Value {
         }
         None => v["status"] = json!("ready"),
     }
-    v["loaded"] = json!(entry.status() == "loaded");
+    v["loaded"] = json!(entry.status() == Status::Loaded);
     v["methods"] = json!(methods);
     if full {
         v["usage"] = entry.usage.to_json();

@@ -39,16 +39,26 @@ fn a_call_longer_than_a_slice_is_rerun_whole_and_logs_once() {
         runtime.block_on(async {
             let (_dir, app) = start().await;
             deploy(&app, "spinner", None).await;
-            let out = fnhost::rpc::dispatch(&app, "spinner.spin", b"")
-                .await
-                .unwrap();
+            let out = fnhost::rpc::dispatch(
+                &app,
+                &fnhost::context::CallContext::in_process(),
+                "spinner.spin",
+                b"",
+            )
+            .await
+            .unwrap();
             assert_eq!(out.result.get(), r#""done""#);
             // The whole loop's fuel, as one attempt with the full budget would report it.
             assert!(out.fuel_used > 3 * SLICE, "fuel_used {}", out.fuel_used);
 
-            let quick = fnhost::rpc::dispatch(&app, "spinner.quick", b"")
-                .await
-                .unwrap();
+            let quick = fnhost::rpc::dispatch(
+                &app,
+                &fnhost::context::CallContext::in_process(),
+                "spinner.quick",
+                b"",
+            )
+            .await
+            .unwrap();
             assert_eq!(quick.result.get(), r#""quick""#);
             assert!(quick.fuel_used < SLICE);
         })

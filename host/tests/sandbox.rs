@@ -14,9 +14,14 @@ async fn out_of_fuel_reports_the_full_budget_with_or_without_a_rerun() {
     // Below one slice: one attempt. Above it: the rerun runs out of the full budget.
     for fuel in [SLICE / 2, 4 * SLICE] {
         deploy(&app, "spinner", Some(fuel)).await;
-        let e = fnhost::rpc::dispatch(&app, "spinner.spin", b"")
-            .await
-            .unwrap_err();
+        let e = fnhost::rpc::dispatch(
+            &app,
+            &fnhost::context::CallContext::in_process(),
+            "spinner.spin",
+            b"",
+        )
+        .await
+        .unwrap_err();
         assert_eq!(e.kind, Kind::OutOfFuel, "{e:?}");
         assert_eq!(e.data["limit"], fuel);
         assert_eq!(e.data["fuel_used"], fuel);

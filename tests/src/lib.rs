@@ -258,8 +258,7 @@ pub fn fixture(name: &str) -> Vec<u8> {
     wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The example guests and their deploy names.
-pub const EXAMPLES: [&str; 5] = ["math", "echo", "directory", "burn", "counter"];
+include!(concat!(env!("OUT_DIR"), "/examples.rs"));
 
 /// Starts a host in `dir` with every example deployed.
 pub fn host_with_examples(bin: &str, dir: &Path) -> Host {

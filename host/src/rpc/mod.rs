@@ -8,7 +8,6 @@
 pub mod jsonrpc;
 pub mod params;
 pub mod system;
-pub mod tcp;
 pub mod xmlrpc;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,12 +17,18 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::App;
+use crate::context::CallContext;
 use crate::error::{Error, Kind};
 use crate::sandbox::CallOutput;
 
-/// Runs `method` with `params` (raw JSON text, empty for none): a guest function, or one of
-/// the protocol's own methods (`system.*`, `rpc.discover`).
-pub async fn dispatch(app: &App, method: &str, params: &[u8]) -> Result<CallOutput, Error> {
+/// Runs `method` with `params` (raw JSON text, empty for none) for the caller `ctx`: a guest
+/// function, or one of the protocol's own methods (`system.*`, `rpc.discover`).
+pub async fn dispatch(
+    app: &App,
+    ctx: &CallContext,
+    method: &str,
+    params: &[u8],
+) -> Result<CallOutput, Error> {
     let start = Instant::now();
     if let Some(answer) = builtin(app, method, params) {
         let value = answer?;
@@ -76,29 +81,33 @@ pub async fn dispatch(app: &App, method: &str, params: &[u8]) -> Result<CallOutp
             (Ok(_total), Ok(_module)) => match app.registry.program(&entry).await {
                 Ok(program) => {
                     program
-                        .call(&entry.name, function, params, &entry.limits)
+                        .call(
+                            &entry.name,
+                            function,
+                            params,
+                            &entry.limits,
+                            &ctx.request_id,
+                        )
                         .await
                 }
                 Err(reason) => Err(unavailable(reason)),
             },
-            (Err(_), _) => Err(Error::new(
-                Kind::Busy,
+            (Err(_), _) => Err(Error::busy(
+                "host",
+                app.config.max_concurrent_calls,
                 format!(
                     "the host is running its maximum of {} calls; try again shortly",
                     app.config.max_concurrent_calls
                 ),
-            )
-            .with("limit", app.config.max_concurrent_calls)
-            .with("scope", "host")),
-            (_, Err(_)) => Err(Error::new(
-                Kind::Busy,
+            )),
+            (_, Err(_)) => Err(Error::busy(
+                "module",
+                app.config.max_calls_per_module,
                 format!(
                     "the module `{module}` is running its maximum of {} calls; try again shortly",
                     app.config.max_calls_per_module
                 ),
             )
-            .with("limit", app.config.max_calls_per_module)
-            .with("scope", "module")
             .with("module", module)),
         },
     };
@@ -217,8 +226,8 @@ pub struct Reply {
     pub usage: Option<Usage>,
 }
 
-/// Handles a JSON-RPC 2.0 body: a request, a notification, or a batch.
-pub async fn handle_jsonrpc(app: &App, body: &[u8]) -> Reply {
+/// Handles a JSON-RPC 2.0 body from the caller `ctx`: a request, a notification, or a batch.
+pub async fn handle_jsonrpc(app: &App, ctx: &CallContext, body: &[u8]) -> Reply {
     let parsed = match jsonrpc::parse_body(body) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -233,7 +242,7 @@ pub async fn handle_jsonrpc(app: &App, body: &[u8]) -> Reply {
     match parsed {
         jsonrpc::Body::Single(raw) => {
             let mut out = Vec::with_capacity(128);
-            let usage = one(app, raw, &mut out, None).await;
+            let usage = one(app, ctx, raw, &mut out, None).await;
             Reply {
                 body: (!out.is_empty()).then_some(out),
                 usage,
@@ -261,7 +270,7 @@ pub async fn handle_jsonrpc(app: &App, body: &[u8]) -> Reply {
             let budget = &budget;
             let replies = futures_util::future::join_all(items.into_iter().map(|raw| async move {
                 let mut one_out = Vec::new();
-                one(app, raw, &mut one_out, Some(budget)).await;
+                one(app, ctx, raw, &mut one_out, Some(budget)).await;
                 one_out
             }))
             .await;
@@ -288,6 +297,7 @@ pub async fn handle_jsonrpc(app: &App, body: &[u8]) -> Reply {
 /// batch member's response must fit in the batch's `budget`.
 async fn one(
     app: &App,
+    ctx: &CallContext,
     raw: &RawValue,
     out: &mut Vec<u8>,
     budget: Option<&ResponseBudget>,
@@ -300,7 +310,7 @@ async fn one(
         }
     };
     let params = request.params.map_or(&b""[..], |p| p.get().as_bytes());
-    let result = dispatch(app, &request.method, params).await;
+    let result = dispatch(app, ctx, &request.method, params).await;
     let id = request.id?;
     let start = out.len();
     let usage = match result {

@@ -4,7 +4,7 @@
 //! The XML is read with `quick-xml`, which never resolves entities: a DOCTYPE (the only place
 //! entities or external resources could be declared) is refused, so is any entity reference
 //! but the five predefined ones and character references, and values may nest at most
-//! [`MAX_DEPTH`] levels. Body size is capped by the route. `system.multicall` is answered here
+//! `Config::xmlrpc_max_depth` levels. Body size is capped by the route. `system.multicall` is answered here
 //! (the calls run concurrently, answers keep their order); every other method, `system.*`
 //! introspection included, goes to the dispatcher. Faults carry the error's code
 //! ([`Error::code`]) as `faultCode` and its message as `faultString`. `README.md` (section
@@ -20,22 +20,24 @@ pub use write::encode_value;
 
 use super::{ResponseBudget, dispatch};
 use crate::App;
+use crate::context::CallContext;
 use crate::error::{Error, Kind};
 use write::{escape_into, write_int};
 
-/// How deep values may nest (an array in an array in ... counts one level each).
-pub const MAX_DEPTH: usize = 64;
+/// How deep values may nest by default (an array in an array in ... counts one level each):
+/// `Config::xmlrpc_max_depth`.
+pub const DEFAULT_MAX_DEPTH: usize = 64;
 
 /// Handles one `/RPC2` body; the answer is always a complete `methodResponse` document.
-pub async fn handle_xmlrpc(app: &App, body: &[u8]) -> Vec<u8> {
-    let call = match parse_call(body) {
+pub async fn handle_xmlrpc(app: &App, ctx: &CallContext, body: &[u8]) -> Vec<u8> {
+    let call = match parse_call(body, app.config.xmlrpc_max_depth) {
         Ok(call) => call,
         Err(e) => return fault_response(&e),
     };
     let value = if call.method == "system.multicall" {
-        multicall(app, &call.params).await
+        multicall(app, ctx, &call.params).await
     } else {
-        run(app, &call.method, &call.params).await
+        run(app, ctx, &call.method, &call.params).await
     };
     match value {
         Ok(xml) => {
@@ -75,12 +77,17 @@ fn write_fault_value(out: &mut String, e: &Error) {
 }
 
 /// Runs one call and encodes its result as a `<value>`.
-async fn run(app: &App, method: &str, params: &[Value]) -> Result<String, Error> {
+async fn run(
+    app: &App,
+    ctx: &CallContext,
+    method: &str,
+    params: &[Value],
+) -> Result<String, Error> {
     let params = serde_json::to_vec(params).map_err(|e| {
         tracing::error!(error = %e, "cannot encode XML-RPC params as JSON");
         Error::internal()
     })?;
-    let output = dispatch(app, method, &params).await?;
+    let output = dispatch(app, ctx, method, &params).await?;
     let value: Value = serde_json::from_str(output.result.get()).map_err(|e| {
         unrepresentable(
             method,
@@ -88,7 +95,8 @@ async fn run(app: &App, method: &str, params: &[Value]) -> Result<String, Error>
         )
     })?;
     let mut out = String::with_capacity(output.result.get().len() * 2 + 32);
-    encode_value(&mut out, &value, 0).map_err(|why| unrepresentable(method, why))?;
+    encode_value(&mut out, &value, app.config.xmlrpc_max_depth)
+        .map_err(|why| unrepresentable(method, why))?;
     Ok(out)
 }
 
@@ -102,7 +110,7 @@ fn unrepresentable(method: &str, why: String) -> Error {
 }
 
 /// `system.multicall([{methodName, params}, ...])`: `[[result] or fault struct, ...]`.
-async fn multicall(app: &App, params: &[Value]) -> Result<String, Error> {
+async fn multicall(app: &App, ctx: &CallContext, params: &[Value]) -> Result<String, Error> {
     let calls = match params {
         [Value::Array(calls)] => calls,
         _ => {
@@ -128,7 +136,7 @@ async fn multicall(app: &App, params: &[Value]) -> Result<String, Error> {
     let budget = &budget;
     let answers = futures_util::future::join_all(calls.iter().map(|call| async move {
         let result = match multicall_item(call) {
-            Ok((method, params)) => run(app, method, params).await,
+            Ok((method, params)) => run(app, ctx, method, params).await,
             Err(e) => Err(e),
         };
         let mut out = String::new();
@@ -196,7 +204,7 @@ mod tests {
 
     fn encoded(v: &Value) -> String {
         let mut out = String::new();
-        encode_value(&mut out, v, 0).unwrap();
+        encode_value(&mut out, v, DEFAULT_MAX_DEPTH).unwrap();
         out
     }
 
@@ -209,7 +217,12 @@ mod tests {
             "a": [[], {}, [1, [2, [3]]]],
         });
         let xml = call_xml("m.f", &[&encoded(&v)]);
-        assert_eq!(parse_call(xml.as_bytes()).unwrap().params, vec![v]);
+        assert_eq!(
+            parse_call(xml.as_bytes(), DEFAULT_MAX_DEPTH)
+                .unwrap()
+                .params,
+            vec![v]
+        );
     }
 
     #[test]
@@ -225,7 +238,7 @@ mod tests {
         let doc = String::from_utf8(fault_response(&e)).unwrap();
         assert!(doc.contains("<i8>1099511627776</i8>"), "{doc}");
         // Our own reader accepts what we write.
-        assert!(read::parse_tree(doc.as_bytes()).is_ok());
+        assert!(read::parse_tree(doc.as_bytes(), DEFAULT_MAX_DEPTH).is_ok());
     }
 
     #[test]

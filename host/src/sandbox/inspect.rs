@@ -4,14 +4,18 @@
 //! This pass is cheap (no code generation), so a module that would be refused anyway never
 //! costs a compile. Full validation happens when wasmtime compiles it.
 
-use fnhost_abi::{ABI_VERSION, FunctionMeta};
+use fnhost_abi::FunctionMeta;
 use wasmparser::{Encoding, ExternalKind, Parser, Payload, TypeRef};
 
+use super::abi::{self, Abi};
+use super::hostfn;
 use crate::error::{Error, Kind};
 
 /// What the pre-pass learned about a module.
 #[derive(Debug, Clone)]
 pub struct Inspected {
+    /// The ABI version every metadata record declares.
+    pub abi: Abi,
     /// One record per RPC function, from the `fnhost.functions` section, in export order.
     pub functions: Vec<FunctionMeta>,
     /// Functions the module defines (a compile-cost indicator).
@@ -58,17 +62,15 @@ pub fn inspect(bytes: &[u8], caps: &Caps) -> Result<Inspected, Error> {
             Payload::ImportSection(reader) => {
                 for import in reader.into_imports() {
                     let import = import.map_err(|e| bad(format!("bad import: {}", e.message())))?;
-                    let offered = import.module == fnhost_abi::HOST_MODULE
-                        && import.name == fnhost_abi::LOG_IMPORT
+                    let offered = hostfn::offers(import.module, import.name)
                         && matches!(import.ty, TypeRef::Func(_));
                     if !offered {
                         return Err(bad(format!(
                             "the module imports `{}.{}`, which this host does not offer \
-                             (it offers only `{}.{}`)",
+                             (it offers only {})",
                             import.module,
                             import.name,
-                            fnhost_abi::HOST_MODULE,
-                            fnhost_abi::LOG_IMPORT
+                            hostfn::offered()
                         ))
                         .with("import", format!("{}.{}", import.module, import.name)));
                     }
@@ -153,21 +155,26 @@ pub fn inspect(bytes: &[u8], caps: &Caps) -> Result<Inspected, Error> {
     if !saw_meta {
         return Err(bad(format!(
             "the module declares no fnhost ABI version: it has no `{}` custom section \
-             (build it with the fnhost-guest SDK, or see docs/ABI.md); this host speaks ABI v{}",
+             (build it with the fnhost-guest SDK, or see docs/ABI.md); this host speaks {}",
             fnhost_abi::META_SECTION,
-            ABI_VERSION
+            abi::spoken()
         )));
     }
-    let functions = parse_meta(&meta_bytes)?;
-    check_exports(&exports, &functions)?;
+    let (abi, functions) = parse_meta(&meta_bytes)?;
+    match abi {
+        Abi::V1 => check_exports_v1(&exports, &functions)?,
+    }
     Ok(Inspected {
+        abi,
         functions,
         defined_functions,
     })
 }
 
-fn parse_meta(bytes: &[u8]) -> Result<Vec<FunctionMeta>, Error> {
+/// The records of the metadata section, and the one ABI version they all declare.
+fn parse_meta(bytes: &[u8]) -> Result<(Abi, Vec<FunctionMeta>), Error> {
     let mut functions: Vec<FunctionMeta> = Vec::new();
+    let mut declared: Option<Abi> = None;
     let stream = serde_json::Deserializer::from_slice(bytes).into_iter::<serde_json::Value>();
     for (i, record) in stream.enumerate() {
         let record = record.map_err(|e| {
@@ -178,21 +185,35 @@ fn parse_meta(bytes: &[u8]) -> Result<Vec<FunctionMeta>, Error> {
             ))
         })?;
         // Check the version before the shape, so a future ABI's records get the version message.
-        match record.get("abi").and_then(serde_json::Value::as_u64) {
-            Some(v) if v == u64::from(ABI_VERSION) => {}
-            Some(v) => {
+        let version = record.get("abi").and_then(serde_json::Value::as_u64);
+        let abi = match version.map(|v| (v, Abi::from_version(v))) {
+            Some((_, Some(abi))) => abi,
+            Some((v, None)) => {
                 return Err(bad(format!(
-                    "the module was built for fnhost ABI v{v}; this host speaks ABI v{ABI_VERSION}"
+                    "the module was built for fnhost ABI v{v}; this host speaks {}",
+                    abi::spoken()
                 ))
                 .with("module_abi", v)
-                .with("host_abi", ABI_VERSION));
+                .with("host_abi", Abi::newest().version()));
             }
             None => {
                 return Err(bad(format!(
-                    "metadata record {} has no `abi` version; this host speaks ABI v{ABI_VERSION}",
-                    i + 1
+                    "metadata record {} has no `abi` version; this host speaks {}",
+                    i + 1,
+                    abi::spoken()
                 )));
             }
+        };
+        match declared {
+            Some(first) if first != abi => {
+                return Err(bad(format!(
+                    "metadata records declare different ABI versions (v{} and v{}); a module \
+                     speaks one",
+                    first.version(),
+                    abi.version()
+                )));
+            }
+            _ => declared = Some(abi),
         }
         let meta: FunctionMeta = serde_json::from_value(record)
             .map_err(|e| bad(format!("metadata record {} is malformed: {e}", i + 1)))?;
@@ -218,16 +239,18 @@ fn parse_meta(bytes: &[u8]) -> Result<Vec<FunctionMeta>, Error> {
         }
         functions.push(meta);
     }
-    if functions.is_empty() {
-        return Err(bad(format!(
+    match declared {
+        Some(abi) => Ok((abi, functions)),
+        None => Err(bad(format!(
             "the module exports no fnhost functions (its `{}` section is empty)",
             fnhost_abi::META_SECTION
-        )));
+        ))),
     }
-    Ok(functions)
 }
 
-fn check_exports(
+/// ABI v1's exports: `memory`, `fnhost_alloc`, and `fnhost_call_<f>` for exactly the
+/// functions the metadata describes.
+fn check_exports_v1(
     exports: &[(String, ExternalKind)],
     functions: &[FunctionMeta],
 ) -> Result<(), Error> {

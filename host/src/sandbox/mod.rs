@@ -1,30 +1,37 @@
 //! The only place wasmtime is named: the engine, compiled programs, and the per-call sandbox.
 //!
-//! One [`Sandbox`] per process owns the `Engine` (pooling allocator, fuel, epoch interruption,
-//! async calls) and the one epoch ticker thread. [`Sandbox::compile`] turns checked bytes into a
-//! [`Program`] (an `InstancePre` plus the export handles a call needs), and [`Program::call`]
-//! runs one call in a fresh `Store` with its own limits. Everything else in the crate deals in
-//! [`Program`], [`CallOutput`] and [`crate::error::Error`].
+//! One [`Sandbox`] per process owns the `Engine` ([`engine`]: pooling allocator, fuel, epoch
+//! interruption, async calls) and the one epoch ticker thread. [`Sandbox::compile`] turns
+//! checked bytes ([`inspect`]) into a [`Program`] (an `InstancePre` plus the export handles a
+//! call needs), and [`Program::call`] ([`call`]) runs one call in a fresh `Store` with its own
+//! limits ([`limiter`]), host functions ([`hostfn`]) and state ([`state`]); its output is read
+//! by [`output`] and its failures classified by [`trap`]. [`abi`] is where ABI versions part.
+//! Everything else in the crate deals in [`Program`], [`CallOutput`] and
+//! [`crate::error::Error`].
 
+pub mod abi;
 mod call;
+mod engine;
+mod hostfn;
 mod inspect;
+mod limiter;
+mod output;
+mod state;
+mod trap;
 
 use std::collections::HashMap;
-use std::hash::Hasher;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fnhost_abi::FunctionMeta;
-use sha2::Digest as _;
-use wasmtime::{
-    Config as WasmConfig, Enabled, Engine, ExternType, InstanceAllocationStrategy, InstancePre,
-    Linker, Module, ModuleExport, OptLevel, PoolingAllocationConfig, ValType,
-};
+use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, ModuleExport, ValType};
 
+pub use abi::Abi;
 pub use call::CallOutput;
 pub use inspect::{Caps, Inspected, inspect};
+pub use output::read_output;
 
 use crate::config::Config;
 use crate::digest::Digest;
@@ -42,13 +49,14 @@ struct Settings {
     fuel_yield_interval: u64,
     max_result_bytes: usize,
     max_table_elements: u32,
+    log: state::LogCaps,
 }
 
 /// The process's wasm engine and what every call shares.
 pub struct Sandbox {
     engine: Engine,
-    /// Host functions every module may import (`fnhost.log`).
-    linker: Linker<call::CallState>,
+    /// Host functions every module may import ([`hostfn::ALL`]).
+    linker: Linker<state::CallState>,
     settings: Settings,
     caps: Caps,
     /// Stops the epoch ticker when the sandbox is dropped.
@@ -74,7 +82,9 @@ impl Drop for Sandbox {
 /// A compiled module, ready to instantiate once per call.
 pub struct Program {
     pub digest: Digest,
-    pre: InstancePre<call::CallState>,
+    /// The ABI version the module speaks; calls follow it.
+    abi: Abi,
+    pre: InstancePre<state::CallState>,
     memory: ModuleExport,
     alloc: ModuleExport,
     /// RPC functions by name.
@@ -115,6 +125,10 @@ impl Sandbox {
             fuel_yield_interval: config.fuel_yield_interval,
             max_result_bytes: config.max_result_bytes,
             max_table_elements: config.max_table_elements,
+            log: state::LogCaps {
+                lines: config.max_log_lines,
+                message_bytes: config.max_log_message_bytes,
+            },
         };
         let caps = Caps {
             max_memory_bytes: config.maxima.memory_bytes,
@@ -122,27 +136,13 @@ impl Sandbox {
             max_functions: config.max_functions,
         };
 
-        let engine = match Engine::new(&wasm_config(config, true)) {
-            Ok(engine) => engine,
-            Err(e) => {
-                // The pool reserves address space up front; where that is refused (e.g. a low
-                // `ulimit -v`), run with on-demand allocation: slower, but correct.
-                tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
-                Engine::new(&wasm_config(config, false)).map_err(|e| EngineError(e.to_string()))?
-            }
-        };
-
+        let engine = engine::build(config).map_err(|e| EngineError(e.to_string()))?;
         let mut linker = Linker::new(&engine);
-        call::add_host_functions(&mut linker).map_err(|e| EngineError(e.to_string()))?;
-
-        let compat_key = {
-            let mut h = Sha256Hasher(sha2::Sha256::new());
-            std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
-            hex::encode(&h.0.finalize()[..8])
-        };
+        hostfn::add_all(&mut linker).map_err(|e| EngineError(e.to_string()))?;
+        let compat_key = engine::compat_key(&engine);
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        spawn_ticker(&engine, config.epoch_tick, ticker_stop.clone())
+        engine::spawn_ticker(&engine, config.epoch_tick, ticker_stop.clone())
             .map_err(|e| EngineError(format!("cannot start the epoch ticker: {e}")))?;
 
         Ok(Self {
@@ -179,11 +179,11 @@ impl Sandbox {
                 Kind::BadModule,
                 format!(
                     "the module does not validate or compile: {}",
-                    first_line(&e)
+                    engine::first_line(&e)
                 ),
             )
         })?;
-        let program = self.program(digest, module, inspected.functions)?;
+        let program = self.program(digest, module, inspected)?;
         let artifact = program.serialize()?;
         Ok(Compiled { program, artifact })
     }
@@ -205,62 +205,30 @@ impl Sandbox {
             tracing::warn!(%digest, path = %artifact.display(), error = %e, "cannot load artifact");
             Error::internal()
         })?;
-        self.program(digest, module, inspected.functions)
+        self.program(digest, module, inspected)
     }
 
+    /// A program for `module`, whose exports must be what its ABI version requires.
     fn program(
         &self,
         digest: Digest,
         module: Module,
-        metas: Vec<FunctionMeta>,
+        inspected: Inspected,
     ) -> Result<Program, Error> {
+        let (abi, metas) = (inspected.abi, inspected.functions);
         let bad = |m: String| Error::new(Kind::BadModule, m);
         let pre = self.linker.instantiate_pre(&module).map_err(|e| {
             bad(format!(
                 "the module's imports do not match what the host offers: {}",
-                first_line(&e)
+                engine::first_line(&e)
             ))
         })?;
-        let memory = module
-            .get_export_index(fnhost_abi::MEMORY_EXPORT)
-            .ok_or_else(|| bad("the module does not export `memory`".into()))?;
-        expect_func_type(
-            &module,
-            fnhost_abi::ALLOC_EXPORT,
-            &[ValType::I32],
-            &[ValType::I32],
-        )?;
-        let alloc = module
-            .get_export_index(fnhost_abi::ALLOC_EXPORT)
-            .ok_or_else(|| {
-                bad(format!(
-                    "the module does not export `{}`",
-                    fnhost_abi::ALLOC_EXPORT
-                ))
-            })?;
-        let mut functions = HashMap::with_capacity(metas.len());
-        for meta in &metas {
-            let name = format!("{}{}", fnhost_abi::CALL_PREFIX, meta.name);
-            expect_func_type(
-                &module,
-                &name,
-                &[ValType::I32, ValType::I32],
-                &[ValType::I64],
-            )?;
-            let export = module
-                .get_export_index(&name)
-                .ok_or_else(|| bad(format!("the module does not export `{name}`")))?;
-            functions.insert(
-                meta.name.clone(),
-                Function {
-                    export,
-                    meta: meta.clone(),
-                    name: Arc::from(meta.name.as_str()),
-                },
-            );
-        }
+        let (memory, alloc, functions) = match abi {
+            Abi::V1 => v1_exports(&module, &metas)?,
+        };
         Ok(Program {
             digest,
+            abi,
             pre,
             memory,
             alloc,
@@ -282,6 +250,11 @@ impl Program {
         self.functions.get(name).map(|f| &f.meta)
     }
 
+    /// The ABI version the module speaks.
+    pub fn abi(&self) -> Abi {
+        self.abi
+    }
+
     /// The compiled code in the form [`Sandbox::load_artifact`] reads back.
     pub fn serialize(&self) -> Result<Vec<u8>, Error> {
         self.pre.module().serialize().map_err(|e| {
@@ -289,6 +262,54 @@ impl Program {
             Error::internal()
         })
     }
+}
+
+/// ABI v1's exports: the memory, `fnhost_alloc`, and one `fnhost_call_<f>` per function, each
+/// of the type `docs/ABI.md` gives.
+fn v1_exports(
+    module: &Module,
+    metas: &[FunctionMeta],
+) -> Result<(ModuleExport, ModuleExport, HashMap<String, Function>), Error> {
+    let bad = |m: String| Error::new(Kind::BadModule, m);
+    let memory = module
+        .get_export_index(fnhost_abi::MEMORY_EXPORT)
+        .ok_or_else(|| bad("the module does not export `memory`".into()))?;
+    expect_func_type(
+        module,
+        fnhost_abi::ALLOC_EXPORT,
+        &[ValType::I32],
+        &[ValType::I32],
+    )?;
+    let alloc = module
+        .get_export_index(fnhost_abi::ALLOC_EXPORT)
+        .ok_or_else(|| {
+            bad(format!(
+                "the module does not export `{}`",
+                fnhost_abi::ALLOC_EXPORT
+            ))
+        })?;
+    let mut functions = HashMap::with_capacity(metas.len());
+    for meta in metas {
+        let name = format!("{}{}", fnhost_abi::CALL_PREFIX, meta.name);
+        expect_func_type(
+            module,
+            &name,
+            &[ValType::I32, ValType::I32],
+            &[ValType::I64],
+        )?;
+        let export = module
+            .get_export_index(&name)
+            .ok_or_else(|| bad(format!("the module does not export `{name}`")))?;
+        functions.insert(
+            meta.name.clone(),
+            Function {
+                export,
+                meta: meta.clone(),
+                name: Arc::from(meta.name.as_str()),
+            },
+        );
+    }
+    Ok((memory, alloc, functions))
 }
 
 fn expect_func_type(
@@ -325,77 +346,5 @@ fn expect_func_type(
                     .join(" "),
             ),
         ))
-    }
-}
-
-fn wasm_config(config: &Config, pooling: bool) -> WasmConfig {
-    let mut c = WasmConfig::new();
-    c.consume_fuel(true);
-    c.epoch_interruption(true);
-    c.max_wasm_stack(config.max_wasm_stack);
-    c.async_stack_size(config.max_wasm_stack + (256 << 10));
-    c.cranelift_opt_level(OptLevel::Speed);
-    // Only what guests built for wasm32-unknown-unknown need; less surface to trust. (Threads,
-    // GC, function references and exceptions are not even compiled in: see Cargo features.)
-    c.wasm_multi_memory(false);
-    c.wasm_memory64(false);
-    c.wasm_stack_switching(false);
-    if pooling {
-        let slots = config.max_concurrent_calls;
-        let mut pool = PoolingAllocationConfig::new();
-        pool.total_core_instances(slots)
-            .total_memories(slots)
-            .total_tables(slots)
-            .total_stacks(slots)
-            .max_memories_per_module(1)
-            .max_tables_per_module(1)
-            .table_elements(config.max_table_elements as usize)
-            .max_memory_size(config.maxima.memory_bytes as usize)
-            // Keep the first pages of a slot mapped between calls: most guests live there, and
-            // resetting them is cheaper than faulting them in again (docs/PERFORMANCE.md).
-            .linear_memory_keep_resident(64 << 10)
-            .table_keep_resident(16 << 10)
-            .pagemap_scan(Enabled::Auto);
-        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    }
-    c
-}
-
-fn spawn_ticker(engine: &Engine, tick: Duration, stop: Arc<AtomicBool>) -> std::io::Result<()> {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("fnhost-epoch".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(tick);
-                match weak.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => break,
-                }
-            }
-        })
-        .map(|_| ())
-}
-
-/// The first line of an error, without wasmtime's context chain.
-fn first_line(e: &wasmtime::Error) -> String {
-    let root = e.root_cause().to_string();
-    let top = e.to_string();
-    if top == root {
-        top
-    } else {
-        format!("{top}: {root}")
-    }
-}
-
-/// Feeds `Hash` output into SHA-256, for a stable artifact key.
-struct Sha256Hasher(sha2::Sha256);
-
-impl Hasher for Sha256Hasher {
-    fn finish(&self) -> u64 {
-        0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
     }
 }

@@ -4,12 +4,15 @@
 use quick_xml::events::{BytesRef, Event};
 use serde_json::{Map, Number, Value};
 
-use super::{MAX_DEPTH, is_xml_char};
+use super::is_xml_char;
 use crate::error::{Error, Kind};
 
-/// How deep elements may nest: `methodCall/params/param`, then three per value level
-/// (`value/array/data`, `value/struct/member`), with room for a leaf and its `name`.
-const MAX_ELEMENT_DEPTH: usize = 3 + 3 * (MAX_DEPTH + 1) + 2;
+/// How deep elements may nest for values nested `max_depth` levels: `methodCall/params/param`,
+/// then three per value level (`value/array/data`, `value/struct/member`), with room for a
+/// leaf and its `name`.
+fn max_element_depth(max_depth: usize) -> usize {
+    3 + 3 * (max_depth + 1) + 2
+}
 
 /// A parsed `methodCall`.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,8 +78,8 @@ fn resolve_ref(r: &BytesRef<'_>) -> Result<char, Error> {
 }
 
 /// Parses the document into its root element, refusing DOCTYPEs, undefined entities and
-/// nesting past [`MAX_ELEMENT_DEPTH`].
-pub(super) fn parse_tree(body: &[u8]) -> Result<Element, Error> {
+/// nesting past what values nested `max_depth` levels need.
+pub(super) fn parse_tree(body: &[u8], max_depth: usize) -> Result<Element, Error> {
     let text = std::str::from_utf8(body)
         .map_err(|_| parse_error("the body is not UTF-8 (the only encoding accepted)"))?;
     let mut reader = quick_xml::Reader::from_str(text);
@@ -124,9 +127,9 @@ pub(super) fn parse_tree(body: &[u8]) -> Result<Element, Error> {
                         None => root = Some(element),
                     }
                 } else {
-                    if stack.len() >= MAX_ELEMENT_DEPTH {
+                    if stack.len() >= max_element_depth(max_depth) {
                         return Err(invalid(format!(
-                            "the call nests deeper than {MAX_DEPTH} levels of values"
+                            "the call nests deeper than {max_depth} levels of values"
                         )));
                     }
                     stack.push(element);
@@ -211,9 +214,9 @@ impl Element {
     }
 }
 
-/// Parses a `methodCall` document.
-pub fn parse_call(body: &[u8]) -> Result<Call, Error> {
-    let root = parse_tree(body)?;
+/// Parses a `methodCall` document whose values nest at most `max_depth` levels.
+pub fn parse_call(body: &[u8], max_depth: usize) -> Result<Call, Error> {
+    let root = parse_tree(body, max_depth)?;
     if root.name != "methodCall" {
         return Err(invalid(format!(
             "the root element is <{}>, not <methodCall>",
@@ -247,7 +250,7 @@ pub fn parse_call(body: &[u8]) -> Result<Call, Error> {
                 if p.name != "param" {
                     return Err(invalid(format!("<params> cannot hold <{}>", p.name)));
                 }
-                parse_value(p.only("value")?, 1)
+                parse_value(p.only("value")?, 1, max_depth)
             })
             .collect::<Result<_, _>>()?,
     };
@@ -258,10 +261,10 @@ pub fn parse_call(body: &[u8]) -> Result<Call, Error> {
 }
 
 /// A `<value>` as JSON; `depth` is its nesting level, from 1.
-fn parse_value(value: &Element, depth: usize) -> Result<Value, Error> {
-    if depth > MAX_DEPTH {
+fn parse_value(value: &Element, depth: usize, max_depth: usize) -> Result<Value, Error> {
+    if depth > max_depth {
         return Err(invalid(format!(
-            "the call nests deeper than {MAX_DEPTH} levels of values"
+            "the call nests deeper than {max_depth} levels of values"
         )));
     }
     if !value.children.iter().any(|c| matches!(c, Node::Element(_))) {
@@ -328,7 +331,7 @@ fn parse_value(value: &Element, depth: usize) -> Result<Value, Error> {
                     if v.name != "value" {
                         return Err(invalid(format!("<data> cannot hold <{}>", v.name)));
                     }
-                    parse_value(v, depth + 1)
+                    parse_value(v, depth + 1, max_depth)
                 })
                 .collect::<Result<_, _>>()?,
         ),
@@ -352,7 +355,10 @@ fn parse_value(value: &Element, depth: usize) -> Result<Value, Error> {
                 let (Some(name), Some(value)) = (name, value) else {
                     return Err(invalid("<member> holds one <name> and one <value>"));
                 };
-                map.insert(name.text()?.to_owned(), parse_value(value, depth + 1)?);
+                map.insert(
+                    name.text()?.to_owned(),
+                    parse_value(value, depth + 1, max_depth)?,
+                );
             }
             Value::Object(map)
         }
@@ -371,6 +377,7 @@ fn is_base64(s: &str) -> bool {
 }
 #[cfg(test)]
 pub(super) mod tests {
+    const MAX_DEPTH: usize = super::super::DEFAULT_MAX_DEPTH;
     use super::*;
     use serde_json::json;
 
@@ -387,7 +394,7 @@ pub(super) mod tests {
     }
 
     fn one(value_xml: &str) -> Result<Value, Error> {
-        parse_call(call_xml("m.f", &[value_xml]).as_bytes()).map(|c| c.params[0].clone())
+        parse_call(call_xml("m.f", &[value_xml]).as_bytes(), MAX_DEPTH).map(|c| c.params[0].clone())
     }
 
     #[test]
@@ -453,8 +460,11 @@ pub(super) mod tests {
 
     #[test]
     fn calls_parse_with_and_without_params() {
-        let c =
-            parse_call(b"<methodCall><methodName> math.add </methodName></methodCall>").unwrap();
+        let c = parse_call(
+            b"<methodCall><methodName> math.add </methodName></methodCall>",
+            MAX_DEPTH,
+        )
+        .unwrap();
         assert_eq!(c.method, "math.add");
         assert!(c.params.is_empty());
         let c = parse_call(
@@ -463,16 +473,20 @@ pub(super) mod tests {
                 &["<value><int>7</int></value>", "<value><i4>3</i4></value>"],
             )
             .as_bytes(),
+            MAX_DEPTH,
         )
         .unwrap();
         assert_eq!(c.params, vec![json!(7), json!(3)]);
-        let c =
-            parse_call(b"<methodCall><methodName>x.y</methodName><params/></methodCall>").unwrap();
+        let c = parse_call(
+            b"<methodCall><methodName>x.y</methodName><params/></methodCall>",
+            MAX_DEPTH,
+        )
+        .unwrap();
         assert!(c.params.is_empty());
     }
 
     fn code(body: &str) -> i64 {
-        parse_call(body.as_bytes()).unwrap_err().code()
+        parse_call(body.as_bytes(), MAX_DEPTH).unwrap_err().code()
     }
 
     #[test]
@@ -525,7 +539,10 @@ pub(super) mod tests {
         ] {
             assert_eq!(code(body), -32700, "{body:?}");
         }
-        assert_eq!(parse_call(b"\xff\xfe<").unwrap_err().code(), -32700);
+        assert_eq!(
+            parse_call(b"\xff\xfe<", MAX_DEPTH).unwrap_err().code(),
+            -32700
+        );
     }
 
     #[test]
@@ -533,7 +550,7 @@ pub(super) mod tests {
         let laughs = "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\">\
              <!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">]>\
              <methodCall><methodName>&lol2;</methodName></methodCall>";
-        let e = parse_call(laughs.as_bytes()).unwrap_err();
+        let e = parse_call(laughs.as_bytes(), MAX_DEPTH).unwrap_err();
         assert_eq!(e.code(), -32700);
         assert!(e.message.contains("DOCTYPE"), "{}", e.message);
         let xxe = "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>\
@@ -568,7 +585,7 @@ pub(super) mod tests {
         // Far deeper than the limit: refused while reading, before any tree is built.
         let deep = format!("{}{}", "<a>".repeat(100_000), "</a>".repeat(100_000));
         assert_eq!(
-            parse_call(call_xml("m.f", &[&deep]).as_bytes())
+            parse_call(call_xml("m.f", &[&deep]).as_bytes(), MAX_DEPTH)
                 .unwrap_err()
                 .code(),
             -32600

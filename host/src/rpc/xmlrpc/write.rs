@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{MAX_DEPTH, is_xml_char};
+use super::is_xml_char;
 
 /// Escapes `&`, `<`, `>` and `\r` (so a conforming parser keeps it); refuses characters XML
 /// 1.0 cannot carry.
@@ -44,10 +44,16 @@ fn write_double(out: &mut String, f: f64) {
     let _ = write!(out, "<value><double>{text}{point}</double></value>");
 }
 
-/// Appends `value` as an XML-RPC `<value>`; the error says what XML-RPC cannot carry.
-pub fn encode_value(out: &mut String, value: &Value, depth: usize) -> Result<(), String> {
-    if depth > MAX_DEPTH * 2 {
-        return Err(format!("it nests deeper than {} levels", MAX_DEPTH * 2));
+/// Appends `value` as an XML-RPC `<value>`; the error says what XML-RPC cannot carry. Results
+/// may nest twice as deep as calls (`max_depth`): enough for any sane answer, bounded for a
+/// hostile one.
+pub fn encode_value(out: &mut String, value: &Value, max_depth: usize) -> Result<(), String> {
+    encode_at(out, value, 0, max_depth * 2)
+}
+
+fn encode_at(out: &mut String, value: &Value, depth: usize, max: usize) -> Result<(), String> {
+    if depth > max {
+        return Err(format!("it nests deeper than {max} levels"));
     }
     match value {
         Value::Null => out.push_str("<value><nil/></value>"),
@@ -67,7 +73,7 @@ pub fn encode_value(out: &mut String, value: &Value, depth: usize) -> Result<(),
         Value::Array(items) => {
             out.push_str("<value><array><data>");
             for item in items {
-                encode_value(out, item, depth + 1)?;
+                encode_at(out, item, depth + 1, max)?;
             }
             out.push_str("</data></array></value>");
         }
@@ -77,7 +83,7 @@ pub fn encode_value(out: &mut String, value: &Value, depth: usize) -> Result<(),
                 out.push_str("<member><name>");
                 escape_into(out, name)?;
                 out.push_str("</name>");
-                encode_value(out, member, depth + 1)?;
+                encode_at(out, member, depth + 1, max)?;
                 out.push_str("</member>");
             }
             out.push_str("</struct></value>");
@@ -92,7 +98,7 @@ mod tests {
 
     fn encoded(v: &Value) -> String {
         let mut out = String::new();
-        encode_value(&mut out, v, 0).unwrap();
+        encode_value(&mut out, v, super::super::DEFAULT_MAX_DEPTH).unwrap();
         out
     }
 
@@ -129,8 +135,8 @@ mod tests {
     #[test]
     fn strings_xml_cannot_carry_are_refused() {
         let mut out = String::new();
-        let e = encode_value(&mut out, &json!(["ok", "bell\u{7}"]), 0).unwrap_err();
+        let e = encode_value(&mut out, &json!(["ok", "bell\u{7}"]), 64).unwrap_err();
         assert!(e.contains("U+0007"), "{e}");
-        assert!(encode_value(&mut String::new(), &json!({"\u{0}": 1}), 0).is_err());
+        assert!(encode_value(&mut String::new(), &json!({"\u{0}": 1}), 64).is_err());
     }
 }

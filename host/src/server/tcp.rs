@@ -7,87 +7,54 @@
 //! request body limit gets an error and the connection is closed; connections past the cap get
 //! a `busy` error line and are closed. So slow or malformed clients cannot hold resources.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, timeout, timeout_at};
 
-use super::{handle_jsonrpc, jsonrpc};
+use super::{Listener, accept_backoff, stopped};
 use crate::AppState;
+use crate::context::{CallContext, Credentials, Protocol, RequestId, Transport};
 use crate::error::{Error, Kind};
+use crate::rpc::{handle_jsonrpc, jsonrpc};
 
-/// Timeouts and caps of the TCP transport.
-#[derive(Debug, Clone, Copy)]
-pub struct TcpLimits {
-    /// A connection with no request for this long is closed.
-    pub idle: Duration,
-    /// A request line must arrive completely within this, and an answer be written within it.
-    pub request: Duration,
-    /// Connections open at once; more are refused with `busy`.
-    pub max_connections: usize,
-}
-
-impl TcpLimits {
-    pub const DEFAULT_IDLE_MS: u64 = 60_000;
-    pub const DEFAULT_REQUEST_MS: u64 = 10_000;
-    pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
-}
-
-impl Default for TcpLimits {
-    fn default() -> Self {
-        Self {
-            idle: Duration::from_millis(Self::DEFAULT_IDLE_MS),
-            request: Duration::from_millis(Self::DEFAULT_REQUEST_MS),
-            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
-        }
-    }
-}
-
-/// Serves newline-delimited JSON-RPC on `listener` until `shutdown` turns true.
-pub async fn serve(
-    listener: TcpListener,
-    app: AppState,
-    limits: TcpLimits,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+/// Accepts connections on `listener` until `stop` turns true; each connection ends after the
+/// request it is serving.
+pub(super) async fn accept(listener: TcpListener, app: AppState, mut stop: watch::Receiver<bool>) {
+    let max = app.config.tcp_max_connections;
+    let slots = Arc::new(Semaphore::new(max));
     loop {
-        let accepted = tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => return,
-            accepted = listener.accept() => accepted,
-        };
-        let mut stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                // E.g. out of file descriptors: back off instead of spinning.
-                tracing::warn!(error = %e, "tcp accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        let (mut stream, peer) = tokio::select! {
+            () = stopped(&mut stop) => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_backoff(Listener::Tcp, &e).await;
+                    continue;
+                }
+            },
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            let line = error_line(
-                &Error::new(
-                    Kind::Busy,
-                    format!(
-                        "the host has its maximum of {} TCP connections open; try again shortly",
-                        limits.max_connections
-                    ),
-                )
-                .with("limit", limits.max_connections),
-            );
+            let line = error_line(&Error::busy(
+                "tcp_connections",
+                max,
+                format!(
+                    "the host has its maximum of {max} TCP connections open; try again shortly"
+                ),
+            ));
             tokio::spawn(async move {
-                let _ = timeout(Duration::from_secs(1), stream.write_all(&line)).await;
+                let _ = timeout(std::time::Duration::from_secs(1), stream.write_all(&line)).await;
             });
             continue;
         };
-        let (app, shutdown) = (app.clone(), shutdown.clone());
+        let guard = app.connections.track(Listener::Tcp);
+        let (app, stop) = (app.clone(), stop.clone());
         tokio::spawn(async move {
-            connection(stream, &app, limits, shutdown).await;
-            drop(slot);
+            connection(stream, peer, &app, stop).await;
+            drop((slot, guard));
         });
     }
 }
@@ -107,10 +74,11 @@ enum Line {
 
 async fn connection(
     stream: TcpStream,
+    peer: SocketAddr,
     app: &AppState,
-    limits: TcpLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let config = &app.config;
     let _ = stream.set_nodelay(true);
     let (reader, mut writer) = stream.into_split();
     let mut reader = BufReader::new(reader);
@@ -120,29 +88,38 @@ async fn connection(
         line.clear();
         // Wait for the next request, at most `idle`, and not past shutdown.
         let waited = tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => return,
-            waited = timeout(limits.idle, reader.fill_buf()) => waited,
+            () = stopped(&mut shutdown) => return,
+            waited = timeout(config.tcp_idle_timeout, reader.fill_buf()) => waited,
         };
         match waited {
             Ok(Ok([])) => return,
             Ok(Ok(_)) => {}
             Ok(Err(_)) | Err(_) => return,
         }
-        match read_line(&mut reader, &mut line, max, Instant::now() + limits.request).await {
+        let deadline = Instant::now() + config.tcp_request_timeout;
+        match read_line(&mut reader, &mut line, max, deadline).await {
             Ok(Line::Complete | Line::Eof) => {}
             Ok(Line::Closed) => return,
             Err(error) => {
-                let _ = timeout(limits.request, writer.write_all(&error_line(&error))).await;
+                let answer = error_line(&error);
+                let _ = timeout(config.tcp_request_timeout, writer.write_all(&answer)).await;
                 return;
             }
         }
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let reply = handle_jsonrpc(app, &line).await;
+        let ctx = CallContext {
+            transport: Transport::Tcp,
+            protocol: Protocol::JsonRpc,
+            peer: Some(peer),
+            request_id: RequestId::generated(),
+            credentials: Credentials::None,
+        };
+        let reply = handle_jsonrpc(app, &ctx, &line).await;
         if let Some(mut body) = reply.body {
             body.push(b'\n');
-            match timeout(limits.request, writer.write_all(&body)).await {
+            match timeout(config.tcp_request_timeout, writer.write_all(&body)).await {
                 Ok(Ok(())) => {}
                 _ => return,
             }

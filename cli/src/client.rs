@@ -13,7 +13,7 @@ use fnhost::config::LimitOverrides;
 use serde_json::{Value, json};
 
 /// Where the host is.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct Remote {
     /// The host's base URL.
     #[arg(long, env = "FNHOST_URL", default_value = "http://127.0.0.1:7878")]

@@ -1,0 +1,43 @@
+//! The `fnhost` command: parse the command line, then either serve ([`serve`]) or act as a
+//! client of a running host ([`client`]). This crate is the only place that uses `anyhow`,
+//! clap, an HTTP client and a log subscriber: errors print their cause chain, never a
+//! backtrace. The host itself is the `fnhost` library.
+
+mod args;
+mod client;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+/// Runs the command line of this process.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::serve(args),
+        Command::Deploy {
+            file,
+            name,
+            limits,
+            remote,
+        } => client::deploy(&remote, &file, &name, limits.overrides()),
+        Command::Call {
+            method,
+            args,
+            params,
+            remote,
+        } => client::call(&remote, &method, &args, params.as_deref()),
+        Command::List { remote } => client::list(&remote),
+        Command::Remove { name, remote } => client::remove(&remote, &name),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

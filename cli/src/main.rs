@@ -1,0 +1,5 @@
+//! The `fnhost` binary; everything is in the `fnhost_cli` library.
+
+fn main() -> std::process::ExitCode {
+    fnhost_cli::main()
+}
