@@ -141,7 +141,7 @@ async fn healthz(State(app): State<AppState>) -> Json<Value> {
     Json(json!({
         "status": "ok",
         "modules": app.registry.list().len(),
-        "calls_in_flight": app.config.max_concurrent_calls as usize - app.call_slots.available_permits(),
+        "calls_in_flight": app.calls_in_flight(),
         "panics": app.panics.load(Ordering::Relaxed),
     }))
 }

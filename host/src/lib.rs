@@ -109,6 +109,13 @@ impl App {
     }
 }
 
+impl App {
+    /// Calls running now, on every transport.
+    pub fn calls_in_flight(&self) -> usize {
+        self.config.max_concurrent_calls as usize - self.call_slots.available_permits()
+    }
+}
+
 /// The HTTP application.
 pub fn app(state: AppState) -> axum::Router {
     http::router(state)

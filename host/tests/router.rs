@@ -353,3 +353,62 @@ async fn names_deploying_the_same_bytes_share_one_compiled_program() {
     .await;
     assert_eq!(json_of(&body)["result"]["answer"], 42);
 }
+
+#[tokio::test]
+async fn a_full_store_answers_507_without_paths_and_the_old_version_keeps_serving() {
+    use fnhost::store::{MemoryStore, StoreErrorKind};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    config.admin_token = Some(TOKEN.into());
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let app = App::start_with_store(config, store.clone()).await.unwrap();
+    deploy_by_hand(&app).await;
+
+    store.fail_next(StoreErrorKind::OutOfSpace);
+    let mut changed = wat::parse_str(BY_HAND).unwrap();
+    changed.extend_from_slice(b"\0\x04\x03new"); // a custom section: other bytes, same code
+    let (status, _, body) = send(&app, put("byhand", changed, Some(TOKEN))).await;
+    assert_eq!(status.as_u16(), 507, "{}", String::from_utf8_lossy(&body));
+    let error = &json_of(&body)["error"];
+    assert_eq!(error["kind"], "store_full");
+    assert_eq!(error["code"], -32046);
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("out of space"), "{message}");
+    assert!(!message.contains('/'), "no path in {message}");
+
+    let (_, _, body) = send(
+        &app,
+        rpc(r#"{"jsonrpc":"2.0","id":1,"method":"byhand.answer"}"#),
+    )
+    .await;
+    assert_eq!(json_of(&body)["result"]["answer"], 42);
+    let (_, _, body) = send(
+        &app,
+        Request::get("/v1/functions/byhand")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(json_of(&body)["versions"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_module_of_a_future_abi_is_refused_naming_both_versions() {
+    let (_dir, app) = start(|_| {}).await;
+    let future = include_str!("../../tests/fixtures/abi_v2.wat");
+    let (status, _, body) = send(
+        &app,
+        put("future", wat::parse_str(future).unwrap(), Some(TOKEN)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let error = &json_of(&body)["error"];
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("ABI v2") && message.contains("ABI v1"),
+        "{message}"
+    );
+    assert_eq!(error["data"]["module_abi"], 2);
+    assert_eq!(error["data"]["host_abi"], 1);
+    assert!(app.registry.get("future").is_none());
+}

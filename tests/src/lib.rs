@@ -131,6 +131,24 @@ impl Host {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM and waits at most `within` for the process to exit; its exit status, or
+    /// `None` if it was still running (it is then killed when the `Host` drops).
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The process id (for /proc readings).
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -1,7 +1,9 @@
 //! Per-function usage counters, shown on `GET /v1/functions/{name}`.
 //!
 //! Counters belong to a name, not a version: a redeploy keeps them. They are created only for
-//! functions that exist, so unknown method names cannot grow the map.
+//! functions that exist, so unknown method names cannot grow the map. Readers take a typed
+//! [`FunctionUsage`] snapshot, so the JSON of the admin API and any other rendering (a
+//! metrics endpoint) show the same numbers.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -12,12 +14,52 @@ use crate::error::Kind;
 
 /// Counters of one function.
 #[derive(Debug, Default)]
-pub struct Counters {
+struct Counters {
     calls: AtomicU64,
     fuel_used: AtomicU64,
     elapsed_us: AtomicU64,
     /// Failures by kind, indexed like [`Kind::ALL`].
     errors: [AtomicU64; Kind::ALL.len()],
+}
+
+/// What one function has done so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionUsage {
+    pub function: String,
+    pub calls: u64,
+    pub fuel_used: u64,
+    pub elapsed_us: u64,
+    /// Failures by kind; kinds that never happened are left out.
+    pub errors: Vec<(Kind, u64)>,
+}
+
+impl FunctionUsage {
+    /// Every failure, whatever its kind.
+    pub fn error_count(&self) -> u64 {
+        self.errors.iter().map(|(_, n)| n).sum()
+    }
+
+    /// `{calls, errors, errors_by_kind, fuel_used, elapsed_ms, mean_elapsed_us}`.
+    pub fn to_json(&self) -> Value {
+        let by_kind: Map<String, Value> = self
+            .errors
+            .iter()
+            .map(|(kind, n)| (kind.name().to_owned(), json!(n)))
+            .collect();
+        let mean = if self.calls == 0 {
+            0.0
+        } else {
+            self.elapsed_us as f64 / self.calls as f64
+        };
+        json!({
+            "calls": self.calls,
+            "errors": self.error_count(),
+            "errors_by_kind": by_kind,
+            "fuel_used": self.fuel_used,
+            "elapsed_ms": self.elapsed_us as f64 / 1000.0,
+            "mean_elapsed_us": mean,
+        })
+    }
 }
 
 /// Counters of every function of a name.
@@ -33,8 +75,8 @@ impl Usage {
             c.calls.fetch_add(1, Relaxed);
             c.fuel_used.fetch_add(fuel_used, Relaxed);
             c.elapsed_us.fetch_add(elapsed_us, Relaxed);
-            if let Some(i) = error.and_then(|k| Kind::ALL.iter().position(|x| *x == k)) {
-                c.errors[i].fetch_add(1, Relaxed);
+            if let Some(kind) = error {
+                c.errors[kind as usize].fetch_add(1, Relaxed);
             }
         };
         match self.functions.get(function) {
@@ -43,35 +85,39 @@ impl Usage {
         }
     }
 
-    /// `{function: {calls, errors, errors_by_kind, fuel_used, elapsed_ms, mean_elapsed_us}}`.
-    pub fn to_json(&self) -> Value {
-        let mut out = Map::new();
-        for f in &self.functions {
-            let c = f.value();
-            let calls = c.calls.load(Relaxed);
-            let elapsed = c.elapsed_us.load(Relaxed);
-            let mut by_kind = Map::new();
-            let mut errors = 0;
-            for (kind, n) in Kind::ALL.iter().zip(&c.errors) {
-                let n = n.load(Relaxed);
-                if n > 0 {
-                    errors += n;
-                    by_kind.insert(kind.name().to_owned(), json!(n));
+    /// Every function's counters now, sorted by function.
+    pub fn snapshot(&self) -> Vec<FunctionUsage> {
+        let mut all: Vec<FunctionUsage> = self
+            .functions
+            .iter()
+            .map(|f| {
+                let c = f.value();
+                FunctionUsage {
+                    function: f.key().clone(),
+                    calls: c.calls.load(Relaxed),
+                    fuel_used: c.fuel_used.load(Relaxed),
+                    elapsed_us: c.elapsed_us.load(Relaxed),
+                    errors: Kind::ALL
+                        .iter()
+                        .zip(&c.errors)
+                        .map(|(k, n)| (*k, n.load(Relaxed)))
+                        .filter(|(_, n)| *n > 0)
+                        .collect(),
                 }
-            }
-            out.insert(
-                f.key().clone(),
-                json!({
-                    "calls": calls,
-                    "errors": errors,
-                    "errors_by_kind": by_kind,
-                    "fuel_used": c.fuel_used.load(Relaxed),
-                    "elapsed_ms": elapsed as f64 / 1000.0,
-                    "mean_elapsed_us": if calls == 0 { 0.0 } else { elapsed as f64 / calls as f64 },
-                }),
-            );
-        }
-        Value::Object(out)
+            })
+            .collect();
+        all.sort_by(|a, b| a.function.cmp(&b.function));
+        all
+    }
+
+    /// `{function: {calls, errors, ...}}` (see [`FunctionUsage::to_json`]).
+    pub fn to_json(&self) -> Value {
+        Value::Object(
+            self.snapshot()
+                .into_iter()
+                .map(|f| (f.function.clone(), f.to_json()))
+                .collect(),
+        )
     }
 }
 
@@ -90,5 +136,19 @@ mod tests {
         assert_eq!(v["add"]["errors_by_kind"]["out_of_fuel"], 1);
         assert_eq!(v["add"]["fuel_used"], 30);
         assert_eq!(v["add"]["mean_elapsed_us"], 10.0);
+    }
+
+    #[test]
+    fn the_snapshot_is_what_the_json_shows() {
+        let u = Usage::default();
+        u.record("b", 1, 1, Some(Kind::GuestTrap));
+        u.record("a", 2, 2, None);
+        let snap = u.snapshot();
+        assert_eq!(
+            snap.iter().map(|f| f.function.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(snap[1].errors, vec![(Kind::GuestTrap, 1)]);
+        assert_eq!(u.to_json()["b"], snap[1].to_json());
     }
 }

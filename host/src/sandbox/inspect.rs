@@ -340,6 +340,22 @@ mod tests {
     }
 
     #[test]
+    fn records_must_agree_on_their_version() {
+        let wat = r#"(module
+            (memory (export "memory") 1)
+            (func (export "fnhost_alloc") (param i32) (result i32) i32.const 16)
+            (func (export "fnhost_call_f") (param i32 i32) (result i64) i64.const 0)
+            (func (export "fnhost_call_g") (param i32 i32) (result i64) i64.const 0)
+            (@custom "fnhost.functions" "{\"abi\":1,\"name\":\"f\"}{\"abi\":2,\"name\":\"g\"}"))"#;
+        let e = inspect(&wat::parse_str(wat).unwrap(), &CAPS).unwrap_err();
+        // v2 is unknown here, so that is what is said first; two known versions would be
+        // refused for disagreeing.
+        assert!(e.message.contains("ABI v2"), "{}", e.message);
+        let i = inspect(&module("", META), &CAPS).unwrap();
+        assert_eq!(i.abi, Abi::V1);
+    }
+
+    #[test]
     fn refuses_missing_metadata() {
         let wat = r#"(module (memory (export "memory") 1))"#;
         let e = inspect(&wat::parse_str(wat).unwrap(), &CAPS).unwrap_err();
