@@ -47,6 +47,10 @@ bench-smoke:
 fuzz TARGET SECS="60":
     cd fuzz && cargo +nightly fuzz run {{TARGET}} -- -max_total_time={{SECS}}
 
+# Check deploy/ offline: Kubernetes manifests against the bundled schemas, `nginx -t` on the example.
+validate-deploy:
+    scripts/validate-deploy.sh
+
 # What CI runs.
 ci:
     bash .ci/run
