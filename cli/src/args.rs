@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use fnhost::config::LimitOverrides;
+use serde::Deserialize;
 
 use crate::client::Remote;
 
@@ -22,7 +23,10 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Start the host.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Work with config files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Upload a module and register it under a name.
     Deploy {
         /// The .wasm file.
@@ -84,19 +88,35 @@ impl LimitArgs {
     }
 }
 
-#[derive(Args)]
+/// The settings of `fnhost serve`: each is a flag and, with the same name in snake_case, a key
+/// of the config file (`--config`); a flag given on the command line wins over the file.
+/// Unset settings take the library's defaults (`fnhost::Config::new`).
+#[derive(Args, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:7878", env = "FNHOST_LISTEN")]
-    pub listen: SocketAddr,
-    /// Where modules, names and compiled artifacts are stored.
-    #[arg(long, default_value = "fnhost-data", env = "FNHOST_DATA_DIR")]
-    pub data_dir: PathBuf,
+    /// A TOML file holding any of these settings (keys: the flag names in snake_case). Reloaded
+    /// on SIGHUP; `fnhost config check FILE` validates it.
+    #[arg(long, env = "FNHOST_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7878].
+    #[arg(long, env = "FNHOST_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Where modules, names and compiled artifacts are stored [default: fnhost-data].
+    #[arg(long, env = "FNHOST_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Deploy every `*.wasm` in this directory at start, named after the file (same bytes: no-op).
     #[arg(long)]
     pub deploy_dir: Option<PathBuf>,
-    #[command(flatten)]
-    pub limits: LimitArgs,
+    /// Default fuel per call.
+    #[arg(long)]
+    pub fuel: Option<u64>,
+    /// Default deadline per call, in milliseconds.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Default linear memory cap per instance, in MiB.
+    #[arg(long)]
+    pub memory_mib: Option<u64>,
     /// Calls running at once, in total; more get `busy`.
     #[arg(long)]
     pub max_concurrent_calls: Option<u32>,
@@ -113,7 +133,7 @@ pub struct ServeArgs {
     /// `payload_too_large`.
     #[arg(long)]
     pub max_batch_response_mib: Option<usize>,
-    /// Also serve newline-delimited JSON-RPC 2.0 over plain TCP on this address (off by default).
+    /// Also serve newline-delimited JSON-RPC 2.0 over TCP on this address (off by default).
     #[arg(long)]
     pub tcp: Option<SocketAddr>,
     /// TCP: close a connection idle for this long (milliseconds) [default: 60000].
@@ -126,4 +146,80 @@ pub struct ServeArgs {
     /// TCP: connections open at once; more get `busy` and are closed [default: 256].
     #[arg(long)]
     pub tcp_max_connections: Option<usize>,
+    /// A request head must arrive within this (milliseconds), from the connection's accept
+    /// or the first byte of a later request [default: 10000].
+    #[arg(long)]
+    pub header_timeout_ms: Option<u64>,
+    /// A request body must arrive within this after its head (milliseconds); a slower one is
+    /// answered 408 and nothing runs [default: 30000].
+    #[arg(long)]
+    pub body_timeout_ms: Option<u64>,
+    /// A kept-alive connection idle for this long is closed (milliseconds) [default: 60000].
+    #[arg(long)]
+    pub idle_timeout_ms: Option<u64>,
+    /// A write blocked this long on a client that does not read closes the connection
+    /// (milliseconds) [default: 30000].
+    #[arg(long)]
+    pub write_timeout_ms: Option<u64>,
+    /// Connections open at once on every listener; more are closed at once [default: 3/4 of
+    /// the open-file limit left after 128].
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one client address (trusted proxies exempt) [default:
+    /// 1/8 of --max-connections, at least 8].
+    #[arg(long)]
+    pub max_connections_per_ip: Option<usize>,
+    /// Serve HTTPS with this certificate (PEM; a chain is allowed); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates that chain to this CA (PEM): mutual TLS.
+    #[arg(long)]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Serve the TCP transport (--tcp) over TLS too, with the same certificate.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub tcp_tls: Option<bool>,
+    /// Client addresses that may call (CIDR, repeatable or comma-separated) [default: everyone].
+    #[arg(long = "allow-from", value_name = "CIDR")]
+    pub allow_from: Vec<String>,
+    /// Client addresses that may use the admin API (/v1) [default: everyone].
+    #[arg(long = "admin-allow-from", value_name = "CIDR")]
+    pub admin_allow_from: Vec<String>,
+    /// Peers whose X-Forwarded-For / Forwarded headers are believed (CIDR, repeatable).
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxy: Vec<String>,
+}
+
+impl ServeArgs {
+    /// These flags over `file`: each setting given here wins, the file fills in the rest.
+    pub fn over(self, file: ServeArgs) -> ServeArgs {
+        macro_rules! pick {
+            ($($field:ident),* ; $($list:ident),*) => {
+                ServeArgs {
+                    config: self.config,
+                    $($field: self.$field.or(file.$field),)*
+                    $($list: if self.$list.is_empty() { file.$list } else { self.$list },)*
+                }
+            };
+        }
+        pick!(
+            listen, data_dir, deploy_dir, fuel, timeout_ms, memory_mib, max_concurrent_calls,
+            max_calls_per_module, compile_timeout_ms, max_batch_len, max_batch_response_mib, tcp,
+            tcp_idle_timeout_ms, tcp_request_timeout_ms, tcp_max_connections, header_timeout_ms,
+            body_timeout_ms, idle_timeout_ms, write_timeout_ms, max_connections,
+            max_connections_per_ip, tls_cert, tls_key, tls_client_ca, tcp_tls;
+            allow_from, admin_allow_from, trusted_proxy
+        )
+    }
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a config file: says which key is wrong and why, exit status 1 if one is.
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+    },
 }

@@ -17,7 +17,8 @@ use args::{Cli, Command};
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::serve(args),
+        Command::Serve(args) => serve::serve(*args),
+        Command::Config(args::ConfigCommand::Check { file }) => serve::check(&file),
         Command::Deploy {
             file,
             name,

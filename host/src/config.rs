@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Kind};
@@ -155,6 +156,124 @@ pub struct Config {
     pub tcp_request_timeout: Duration,
     /// TCP transport: connections open at once; more get `busy` and are closed.
     pub tcp_max_connections: usize,
+    /// A request head must arrive within this, from the connection's accept or from the first
+    /// byte of a later request (TLS handshake included).
+    pub header_timeout: Duration,
+    /// A request body must arrive within this once its head has; a slower one is answered 408
+    /// and nothing is dispatched.
+    pub body_timeout: Duration,
+    /// A kept-alive connection waiting longer than this for its next request is closed.
+    pub idle_timeout: Duration,
+    /// A write blocked longer than this on a client that does not read closes the connection.
+    pub write_timeout: Duration,
+    /// Connections open at once on every listener; `None`: sized from the open-file limit at
+    /// start ([`crate::server::default_caps`]).
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one client address (trusted proxies exempt); `None`:
+    /// sized from `max_connections`.
+    pub max_connections_per_ip: Option<usize>,
+    /// TLS for the HTTP listener (and the TCP one with `tcp_tls`); plain when `None`.
+    pub tls: Option<TlsFiles>,
+    /// Serve the TCP transport over TLS too (needs `tls`).
+    pub tcp_tls: bool,
+    /// Client addresses that may call; empty: everyone.
+    pub allow_from: Vec<IpNet>,
+    /// Client addresses that may use the admin API (`/v1`); empty: everyone.
+    pub admin_allow_from: Vec<IpNet>,
+    /// Peers whose `X-Forwarded-For`/`Forwarded` headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// The PEM files of the server's certificate (a chain is allowed) and key, and optionally the
+/// CA that client certificates must chain to (mutual TLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+/// The settings a running host applies anew on SIGHUP ([`crate::App::reload`]): client
+/// address rules, connection timeouts and caps, default limits. TLS certificates reload too
+/// (`server::tls`). Everything else in [`Config`] needs a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Live {
+    pub allow_from: Vec<IpNet>,
+    pub admin_allow_from: Vec<IpNet>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub timeouts: crate::server::watch::Timeouts,
+    pub body_timeout: Duration,
+    pub caps: crate::server::Caps,
+    pub defaults: Limits,
+}
+
+impl Live {
+    /// The live part of `config`, with connection caps sized from `open_files` where the
+    /// config leaves them unset.
+    pub fn of(config: &Config, open_files: u64) -> Self {
+        let sized = crate::server::default_caps(open_files);
+        let total = config.max_connections.unwrap_or(sized.total);
+        Self {
+            allow_from: config.allow_from.clone(),
+            admin_allow_from: config.admin_allow_from.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
+            timeouts: crate::server::watch::Timeouts {
+                header: config.header_timeout,
+                idle: config.idle_timeout,
+                write: config.write_timeout,
+            },
+            body_timeout: config.body_timeout,
+            caps: crate::server::Caps {
+                total,
+                per_ip: config
+                    .max_connections_per_ip
+                    .unwrap_or_else(|| crate::server::per_ip_share(total)),
+            },
+            defaults: config.defaults,
+        }
+    }
+}
+
+/// The settings that differ between `running` and `new` but only take effect at a restart.
+pub fn restart_only_differences(running: &Config, new: &Config) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    macro_rules! differs {
+        ($($field:ident),*) => {$(
+            if running.$field != new.$field {
+                out.push(stringify!($field));
+            }
+        )*};
+    }
+    differs!(
+        listen,
+        tcp_listen,
+        data_dir,
+        admin_token,
+        maxima,
+        max_module_bytes,
+        max_request_bytes,
+        max_result_bytes,
+        max_concurrent_calls,
+        max_batch_len,
+        max_batch_response_bytes,
+        compile_concurrency,
+        compile_timeout,
+        max_functions,
+        max_calls_per_module,
+        max_table_elements,
+        max_wasm_stack,
+        epoch_tick,
+        fuel_yield_interval,
+        max_log_lines,
+        max_log_message_bytes,
+        xmlrpc_max_depth,
+        tcp_idle_timeout,
+        tcp_request_timeout,
+        tcp_max_connections,
+        tls,
+        tcp_tls
+    );
+    out
 }
 
 /// A setting that cannot work, named by its flag.
@@ -196,6 +315,17 @@ impl Config {
             tcp_idle_timeout: Duration::from_secs(60),
             tcp_request_timeout: Duration::from_secs(10),
             tcp_max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+            max_connections: None,
+            max_connections_per_ip: None,
+            tls: None,
+            tcp_tls: false,
+            allow_from: Vec::new(),
+            admin_allow_from: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -255,6 +385,27 @@ impl Config {
             !self.tcp_request_timeout.is_zero(),
         )?;
         positive("--tcp-max-connections", self.tcp_max_connections > 0)?;
+        positive("--header-timeout-ms", !self.header_timeout.is_zero())?;
+        positive("--body-timeout-ms", !self.body_timeout.is_zero())?;
+        positive("--idle-timeout-ms", !self.idle_timeout.is_zero())?;
+        positive("--write-timeout-ms", !self.write_timeout.is_zero())?;
+        positive("--max-connections", self.max_connections != Some(0))?;
+        positive(
+            "--max-connections-per-ip",
+            self.max_connections_per_ip != Some(0),
+        )?;
+        if self.tcp_tls && self.tls.is_none() {
+            return Err(ConfigError {
+                flag: "--tcp-tls",
+                message: "needs --tls-cert and --tls-key".to_owned(),
+            });
+        }
+        if self.tcp_tls && self.tcp_listen.is_none() {
+            return Err(ConfigError {
+                flag: "--tcp-tls",
+                message: "needs --tcp ADDR (the TCP transport is off)".to_owned(),
+            });
+        }
         Ok(())
     }
 }

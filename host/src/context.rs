@@ -4,7 +4,7 @@
 //! and usage records read.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -126,6 +126,9 @@ pub struct CallContext {
     pub protocol: Protocol,
     /// The peer's address (`None` in process).
     pub peer: Option<SocketAddr>,
+    /// The client's address: the peer, or what a trusted proxy forwarded (`crate::net`).
+    /// `None` in process.
+    pub client: Option<IpAddr>,
     pub request_id: RequestId,
     pub credentials: Credentials,
 }
@@ -137,6 +140,7 @@ impl CallContext {
             transport: Transport::InProcess,
             protocol: Protocol::JsonRpc,
             peer: None,
+            client: None,
             request_id: RequestId::generated(),
             credentials: Credentials::None,
         }

@@ -95,6 +95,10 @@ kinds! {
         "No such module (admin API).";
     StoreFull => -32046, INSUFFICIENT_STORAGE, "store_full",
         "The store has no space left for the write; nothing was changed.";
+    RequestTimeout => -32047, REQUEST_TIMEOUT, "request_timeout",
+        "The request body did not arrive within the body timeout; nothing was run.";
+    Forbidden => -32048, FORBIDDEN, "forbidden",
+        "The caller may not do this (its address, or its key's scope).";
 }
 
 /// A failure as a caller sees it.

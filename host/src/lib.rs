@@ -29,6 +29,7 @@ pub mod context;
 pub mod digest;
 pub mod error;
 pub mod http;
+pub mod net;
 pub mod registry;
 pub mod rpc;
 pub mod sandbox;
@@ -38,6 +39,7 @@ pub mod store;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
 pub use config::Config;
@@ -45,7 +47,15 @@ pub use config::Config;
 /// State shared by every request.
 #[derive(Debug)]
 pub struct App {
+    /// The config the host started with; its reloadable part is in `live`.
     pub config: Config,
+    /// The settings a reload changes (address rules, timeouts, caps, default limits): read
+    /// anew by every connection and request.
+    pub live: ArcSwap<config::Live>,
+    /// TLS certificates, when serving TLS.
+    pub tls: Option<Arc<server::tls::Tls>>,
+    /// The open-file limit in force (raised to the hard limit at start).
+    pub open_files: u64,
     pub registry: registry::Registry,
     pub admin: auth::AdminToken,
     /// Bounds calls in flight; past it callers get `busy` at once rather than queueing.
@@ -72,6 +82,8 @@ pub enum StartError {
     Registry(#[from] registry::OpenError),
     #[error(transparent)]
     Token(#[from] auth::TokenError),
+    #[error("cannot load the TLS certificate: {0}")]
+    Tls(#[from] server::tls::TlsError),
 }
 
 impl App {
@@ -88,11 +100,27 @@ impl App {
         store: Arc<dyn store::Store>,
     ) -> Result<AppState, StartError> {
         config.validate()?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(server::tls::Tls::load)
+            .transpose()?;
+        let open_files = server::raise_open_files();
+        let live = config::Live::of(&config, open_files);
+        tracing::info!(
+            open_files,
+            max_connections = live.caps.total,
+            max_connections_per_ip = live.caps.per_ip,
+            "open-file limit"
+        );
         let sandbox = Arc::new(sandbox::Sandbox::new(&config)?);
         let admin = auth::AdminToken::load(config.admin_token.clone(), &config.data_dir)?;
         let registry = registry::Registry::open(&config, sandbox, store).await?;
         let app = Arc::new(App {
             call_slots: Semaphore::new(config.max_concurrent_calls as usize),
+            live: ArcSwap::from_pointee(live),
+            tls,
+            open_files,
             config,
             registry,
             admin,
@@ -110,6 +138,53 @@ impl App {
 }
 
 impl App {
+    /// Applies what a reloaded config changes in a running host (the [`config::Live`] part and
+    /// the TLS certificate files), logging each change; returns the settings that differ but
+    /// need a restart. An invalid config changes nothing.
+    pub async fn reload(&self, new: &Config) -> Result<Vec<&'static str>, config::ConfigError> {
+        new.validate()?;
+        if let Some(tls) = &self.tls
+            && new.tls.as_ref() == self.config.tls.as_ref()
+        {
+            tls.reload_logged("the config was reloaded");
+        }
+        let live = config::Live::of(new, self.open_files);
+        let old = self.live.load_full();
+        let mut changed = Vec::new();
+        macro_rules! compare {
+            ($($field:ident),*) => {$(
+                if old.$field != live.$field {
+                    changed.push(stringify!($field));
+                    tracing::info!(setting = stringify!($field), from = ?old.$field, to = ?live.$field, "reloaded");
+                }
+            )*};
+        }
+        compare!(
+            allow_from,
+            admin_allow_from,
+            trusted_proxies,
+            timeouts,
+            body_timeout,
+            caps,
+            defaults
+        );
+        if old.defaults != live.defaults {
+            self.registry.set_defaults(live.defaults).await;
+        }
+        self.live.store(Arc::new(live));
+        if changed.is_empty() {
+            tracing::info!("config reloaded; nothing live changed");
+        }
+        let restart = config::restart_only_differences(&self.config, new);
+        for setting in &restart {
+            tracing::warn!(
+                setting,
+                "changed in the config, but takes effect only after a restart"
+            );
+        }
+        Ok(restart)
+    }
+
     /// Calls running now, on every transport.
     pub fn calls_in_flight(&self) -> usize {
         self.config.max_concurrent_calls as usize - self.call_slots.available_permits()

@@ -47,7 +47,20 @@ fn read(mut r: ureq::http::Response<ureq::Body>) -> (u16, Value) {
 impl Host {
     /// Starts `bin serve` on an ephemeral port with `data_dir`, plus `extra` arguments.
     pub fn start(bin: &str, data_dir: &Path, extra: &[&str]) -> Host {
-        let mut child = Command::new(bin)
+        Self::start_wrapped(&[], bin, data_dir, extra)
+    }
+
+    /// Like [`Host::start`], run through `wrapper` (e.g. `["prlimit", "--nofile=1024:1024", "--"]`).
+    pub fn start_wrapped(wrapper: &[&str], bin: &str, data_dir: &Path, extra: &[&str]) -> Host {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
@@ -123,6 +136,21 @@ impl Host {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Sends `signal` (e.g. `HUP`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal} {pid} failed");
+    }
+
+    /// `host:port` of the HTTP listener.
+    pub fn addr(&self) -> String {
+        self.url.split("://").nth(1).unwrap().to_owned()
     }
 
     /// SIGKILL, no chance to clean up.
@@ -285,4 +313,53 @@ pub fn host_with_examples(bin: &str, dir: &Path) -> Host {
         host.deploy(name, &guest(name));
     }
     host
+}
+
+/// A TCP connection to `addr` from the local address `from` (any of 127.0.0.0/8 works on
+/// loopback: "another client").
+pub fn connect_from(from: &str, addr: &str) -> std::net::TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).unwrap();
+    let local: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    socket.bind(&local.into()).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    socket.into()
+}
+
+/// One HTTP/1.1 request from `from` (closing the connection after it): status and body.
+pub fn http_from(
+    from: &str,
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = connect_from(from, addr);
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
 }

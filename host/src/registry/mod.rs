@@ -29,6 +29,24 @@ use compile::CompileQueue;
 use programs::Programs;
 
 pub use entry::{Deployed, Entry, Status};
+
+/// What a deploy asks for besides the bytes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeployOptions {
+    /// Per-call limits (within the host's maxima).
+    pub limits: LimitOverrides,
+    /// Who may call the function (CIDRs); empty: the host's callers.
+    pub allow_from: Vec<ipnet::IpNet>,
+}
+
+impl From<LimitOverrides> for DeployOptions {
+    fn from(limits: LimitOverrides) -> Self {
+        Self {
+            limits,
+            allow_from: Vec::new(),
+        }
+    }
+}
 pub use names::{RESERVED_NAMES, validate_name};
 
 /// Why the registry could not open.
@@ -49,7 +67,8 @@ pub struct Registry {
     /// Serializes commits (store writes + live swap); compiles run outside it.
     commit_lock: Mutex<()>,
     compiler: CompileQueue,
-    defaults: Limits,
+    /// The host's default limits: reloadable ([`Registry::set_defaults`]).
+    defaults: std::sync::RwLock<Limits>,
     maxima: Limits,
     max_calls_per_module: usize,
 }
@@ -94,7 +113,7 @@ impl Registry {
             artifacts,
             live: DashMap::new(),
             commit_lock: Mutex::new(()),
-            defaults: config.defaults,
+            defaults: std::sync::RwLock::new(config.defaults),
             maxima: config.maxima,
             max_calls_per_module: config.max_calls_per_module as usize,
         };
@@ -115,7 +134,7 @@ impl Registry {
         let limits = record
             .current()?
             .limits
-            .clamped(&self.defaults, &self.maxima);
+            .clamped(&self.defaults(), &self.maxima);
         Some(Entry {
             name: Arc::from(record.name.as_str()),
             record,
@@ -153,6 +172,34 @@ impl Registry {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "artifact garbage collection failed"),
             Err(e) => tracing::warn!(error = %e, "artifact garbage collection failed"),
+        }
+    }
+
+    /// The default limits in force.
+    pub fn defaults(&self) -> Limits {
+        *self
+            .defaults
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Changes the default limits (a config reload): every name without overrides of its own
+    /// gets them for its next call.
+    pub async fn set_defaults(&self, defaults: Limits) {
+        let _commit = self.commit_lock.lock().await;
+        *self
+            .defaults
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = defaults;
+        for entry in self.list() {
+            let limits = entry.current().limits.clamped(&defaults, &self.maxima);
+            if limits == entry.limits {
+                continue;
+            }
+            if let Some(mut next) = self.entry_of(entry.record.clone(), Some(&entry)) {
+                next.program = OnceCell::new_with(entry.program.get().cloned());
+                self.live.insert(entry.name.to_string(), Arc::new(next));
+            }
         }
     }
 
@@ -198,14 +245,19 @@ impl Registry {
         &self,
         name: &str,
         bytes: Arc<[u8]>,
-        overrides: LimitOverrides,
+        options: impl Into<DeployOptions>,
     ) -> Result<Deployed, Error> {
+        let DeployOptions {
+            limits: overrides,
+            allow_from,
+        } = options.into();
         validate_name(name)?;
-        let limits = overrides.resolve(&self.defaults, &self.maxima)?;
+        let limits = overrides.resolve(&self.defaults(), &self.maxima)?;
         let unchanged = |digest: &Digest| {
             self.get(name).filter(|e| {
                 e.current().sha256 == *digest
                     && e.current().limits == overrides
+                    && e.current().allow_from == allow_from
                     && e.unavailable().is_none()
             })
         };
@@ -249,6 +301,7 @@ impl Registry {
             deployed_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             limits: overrides,
             functions: program.functions().to_vec(),
+            allow_from,
         };
         let record = self
             .store

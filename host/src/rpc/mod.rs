@@ -68,6 +68,13 @@ pub async fn dispatch(
         .with("function", function)
         .with("reason", "function_not_found"));
     };
+    if let Some(ip) = ctx.client
+        && !crate::net::allows(&entry.current().allow_from, ip)
+    {
+        return Err(crate::net::refused(ip, &format!("call `{module}`"))
+            .with("method", method)
+            .with("module", module));
+    }
     let unavailable = |reason: String| {
         Error::new(
             Kind::ModuleUnavailable,

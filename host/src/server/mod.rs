@@ -6,93 +6,24 @@
 //! request it is serving (an idle one closes at once), and waits for them, at most the longest
 //! call deadline plus a grace. The binary only parses flags, sets up logging, binds and runs.
 
+mod connections;
 mod http;
 pub mod tcp;
+pub mod tls;
+pub mod watch;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
 
 use crate::AppState;
 
 /// How long past the longest call deadline shutdown waits for connections to finish.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
-/// The transport a connection uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listener {
-    Http,
-    Tcp,
-}
-
-/// Connections open now, per transport; shutdown waits for them to reach zero.
-#[derive(Debug, Default)]
-pub struct Connections {
-    http: AtomicUsize,
-    tcp: AtomicUsize,
-    closed: Notify,
-}
-
-impl Connections {
-    fn counter(&self, listener: Listener) -> &AtomicUsize {
-        match listener {
-            Listener::Http => &self.http,
-            Listener::Tcp => &self.tcp,
-        }
-    }
-
-    /// Connections open on `listener`.
-    pub fn open(&self, listener: Listener) -> usize {
-        self.counter(listener).load(Ordering::Relaxed)
-    }
-
-    fn total(&self) -> usize {
-        self.open(Listener::Http) + self.open(Listener::Tcp)
-    }
-
-    /// Counts a connection until the guard is dropped.
-    pub(crate) fn track(self: &Arc<Self>, listener: Listener) -> ConnectionGuard {
-        self.counter(listener).fetch_add(1, Ordering::Relaxed);
-        ConnectionGuard {
-            connections: self.clone(),
-            listener,
-        }
-    }
-
-    /// Resolves once no connection is open.
-    async fn all_closed(&self) {
-        loop {
-            let closed = self.closed.notified();
-            tokio::pin!(closed);
-            closed.as_mut().enable();
-            if self.total() == 0 {
-                return;
-            }
-            closed.await;
-        }
-    }
-}
-
-/// One open connection; dropping it closes the count.
-pub(crate) struct ConnectionGuard {
-    connections: Arc<Connections>,
-    listener: Listener,
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.connections
-            .counter(self.listener)
-            .fetch_sub(1, Ordering::Relaxed);
-        self.connections.closed.notify_waiters();
-    }
-}
-
+pub use connections::{Caps, ConnectionGuard, Connections, Listener};
 /// The bound listeners of one host.
 #[derive(Debug)]
 pub struct Server {
@@ -119,6 +50,23 @@ impl Server {
                 source: e,
             })?),
         };
+        if app.tls.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "serving plain HTTP on a non-loopback address: the admin token, keys and every \
+                 call cross the network in clear and can be read or changed on the way; serve \
+                 TLS (--tls-cert, --tls-key) or put a TLS-terminating proxy in front"
+            );
+        }
+        if let Some(tcp) = app.config.tcp_listen
+            && !app.config.tcp_tls
+            && !tcp.ip().is_loopback()
+        {
+            tracing::warn!(
+                addr = %tcp,
+                "serving the TCP transport in clear on a non-loopback address; add --tcp-tls"
+            );
+        }
         Ok(Self { app, http, tcp })
     }
 
@@ -139,7 +87,7 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then drains (see the module docs).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
-        let (stop, stopped) = watch::channel(false);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let app = self.app;
         let mut accepting = vec![tokio::spawn(http::accept(
             self.http,
@@ -198,9 +146,40 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Raises the soft open-file limit to the hard one (each connection is a file) and returns
+/// the limit now in force.
+pub fn raise_open_files() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    }
+}
+
+/// Files kept back from the connection caps for the store, artifacts, logs and the runtime.
+const RESERVED_FILES: u64 = 128;
+
+/// The connection caps when the config leaves them unset: three quarters of the open-file
+/// limit left after [`RESERVED_FILES`] in total (at least 16), an eighth of that per client
+/// address ([`per_ip_share`]). At the common limit of 1,024: 672 and 84.
+pub fn default_caps(open_files: u64) -> Caps {
+    let total = (open_files.saturating_sub(RESERVED_FILES) * 3 / 4).max(16) as usize;
+    Caps {
+        total,
+        per_ip: per_ip_share(total),
+    }
+}
+
+/// One client address's share of `total` connections: an eighth, at least 8.
+pub fn per_ip_share(total: usize) -> usize {
+    (total / 8).max(8).min(total)
+}
+
 /// Resolves once `stop` turns true (or its sender is gone). Holds no borrow of the channel
 /// across an await, so the futures that wait on it stay `Send`.
-pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
@@ -209,31 +188,4 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
 async fn accept_backoff(listener: Listener, e: &std::io::Error) {
     tracing::warn!(?listener, error = %e, "accept failed; retrying shortly");
     tokio::time::sleep(Duration::from_millis(50)).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn connections_are_counted_and_waited_for() {
-        let c = Arc::new(Connections::default());
-        c.all_closed().await;
-        let a = c.track(Listener::Http);
-        let b = c.track(Listener::Tcp);
-        assert_eq!((c.open(Listener::Http), c.open(Listener::Tcp)), (1, 1));
-        let waiter = {
-            let c = c.clone();
-            tokio::spawn(async move { c.all_closed().await })
-        };
-        drop(a);
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished());
-        drop(b);
-        tokio::time::timeout(Duration::from_secs(5), waiter)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(c.total(), 0);
-    }
 }

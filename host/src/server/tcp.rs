@@ -10,8 +10,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, timeout, timeout_at};
 
@@ -37,6 +39,22 @@ pub(super) async fn accept(listener: TcpListener, app: AppState, mut stop: watch
                 }
             },
         };
+        let live = app.live.load();
+        // No proxy forwards this protocol: the peer is the client.
+        if !crate::net::allows(&live.allow_from, peer.ip()) {
+            let line = error_line(&crate::net::refused(peer.ip().to_canonical(), "call"));
+            tokio::spawn(async move {
+                let _ = timeout(Duration::from_secs(1), stream.write_all(&line)).await;
+            });
+            continue;
+        }
+        let Some(guard) = app
+            .connections
+            .admit(Listener::Tcp, peer.ip(), live.caps, false)
+        else {
+            continue;
+        };
+        drop(live);
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             let line = error_line(&Error::busy(
                 "tcp_connections",
@@ -46,14 +64,26 @@ pub(super) async fn accept(listener: TcpListener, app: AppState, mut stop: watch
                 ),
             ));
             tokio::spawn(async move {
-                let _ = timeout(std::time::Duration::from_secs(1), stream.write_all(&line)).await;
+                let _ = timeout(Duration::from_secs(1), stream.write_all(&line)).await;
+                drop(guard);
             });
             continue;
         };
-        let guard = app.connections.track(Listener::Tcp);
         let (app, stop) = (app.clone(), stop.clone());
         tokio::spawn(async move {
-            connection(stream, peer, &app, stop).await;
+            let _ = stream.set_nodelay(true);
+            match (&app.tls, app.config.tcp_tls) {
+                (Some(tls), true) => {
+                    // The handshake, like a request line, must finish within the request timeout.
+                    let handshake = tls.acceptor(false).accept(stream);
+                    match timeout(app.config.tcp_request_timeout, handshake).await {
+                        Ok(Ok(tls_stream)) => connection(tls_stream, peer, &app, stop).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+                _ => connection(stream, peer, &app, stop).await,
+            }
             drop((slot, guard));
         });
     }
@@ -72,15 +102,16 @@ enum Line {
     Closed,
 }
 
-async fn connection(
-    stream: TcpStream,
+async fn connection<S>(
+    stream: S,
     peer: SocketAddr,
     app: &AppState,
     mut shutdown: watch::Receiver<bool>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let config = &app.config;
-    let _ = stream.set_nodelay(true);
-    let (reader, mut writer) = stream.into_split();
+    let (reader, mut writer) = tokio::io::split(stream);
     let mut reader = BufReader::new(reader);
     let max = app.config.max_request_bytes;
     let mut line = Vec::new();
@@ -113,6 +144,7 @@ async fn connection(
             transport: Transport::Tcp,
             protocol: Protocol::JsonRpc,
             peer: Some(peer),
+            client: Some(peer.ip().to_canonical()),
             request_id: RequestId::generated(),
             credentials: Credentials::None,
         };
@@ -128,8 +160,8 @@ async fn connection(
 }
 
 /// Reads up to and excluding the next `\n` into `line`, within `deadline` and `max` bytes.
-async fn read_line(
-    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+async fn read_line<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
     line: &mut Vec<u8>,
     max: usize,
     deadline: Instant,

@@ -37,6 +37,7 @@ pub fn version(bytes: &[u8]) -> NewVersion {
         deployed_at: "2026-01-01T00:00:00Z".to_owned(),
         limits: LimitOverrides::default(),
         functions: Vec::new(),
+        allow_from: Vec::new(),
     }
 }
 

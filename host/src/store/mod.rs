@@ -47,6 +47,9 @@ pub struct VersionRecord {
     /// The module's functions (its metadata), so listings need not load the module.
     #[serde(default)]
     pub functions: Vec<fnhost_abi::FunctionMeta>,
+    /// Who may call it (CIDRs, within the host's `--allow-from`); empty: the host's callers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_from: Vec<ipnet::IpNet>,
 }
 
 /// A name and its history; the last version is the one served.
@@ -70,6 +73,7 @@ pub struct NewVersion {
     pub deployed_at: String,
     pub limits: LimitOverrides,
     pub functions: Vec<fnhost_abi::FunctionMeta>,
+    pub allow_from: Vec<ipnet::IpNet>,
 }
 
 impl NewVersion {
@@ -82,6 +86,7 @@ impl NewVersion {
             deployed_at: self.deployed_at,
             limits: self.limits,
             functions: self.functions,
+            allow_from: self.allow_from,
         }
     }
 }
