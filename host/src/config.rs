@@ -517,7 +517,24 @@ mod tests {
             c.tcp_request_timeout.as_secs(),
             c.tcp_max_connections
         );
-        for row in rows.into_iter().chain([tcp_row]) {
+        let ms = |d: Duration| grouped(d.as_millis() as u64);
+        let network = [
+            format!("| `--header-timeout-ms` | {} |", ms(c.header_timeout)),
+            format!("| `--body-timeout-ms` | {} |", ms(c.body_timeout)),
+            format!("| `--idle-timeout-ms` | {} |", ms(c.idle_timeout)),
+            format!("| `--write-timeout-ms` | {} |", ms(c.write_timeout)),
+        ];
+        let caps = crate::server::default_caps(1024);
+        let caps_line = format!(
+            "with the common limit of 1,024 the\ncaps are {} and {}.",
+            caps.total, caps.per_ip
+        );
+        for row in rows
+            .into_iter()
+            .chain([tcp_row])
+            .chain(network)
+            .chain([caps_line])
+        {
             assert!(
                 readme.contains(&row),
                 "README.md's limits table lacks `{row}`"
