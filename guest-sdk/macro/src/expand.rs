@@ -229,4 +229,42 @@ mod tests {
         );
         assert!(!meta.raw);
     }
+
+    /// The note under the table in `docs/ABI.md`: a raw function's parameter is optional when
+    /// it is an `Option<T>` or any JSON (it gets `null` when the call has no params).
+    #[test]
+    fn raw_parameter_is_optional_only_when_it_takes_null() {
+        let raw = Options { raw: true };
+        for (signature, schema, required) in [
+            (
+                "fn f(v: Option<Point>) {}",
+                serde_json::json!({"title": "Point"}),
+                false,
+            ),
+            (
+                "fn f(v: serde_json::Value) {}",
+                serde_json::json!({}),
+                false,
+            ),
+            ("fn f(v: Box<RawValue>) {}", serde_json::json!({}), false),
+            (
+                "fn f(v: Point) {}",
+                serde_json::json!({"title": "Point"}),
+                true,
+            ),
+            (
+                "fn f(v: Vec<u8>) {}",
+                serde_json::json!({"type": "array", "items": {"type": "integer"}}),
+                true,
+            ),
+        ] {
+            let f: ItemFn = syn::parse_str(signature).unwrap();
+            let (name, params) = check::function(&f, &raw).unwrap();
+            let meta: FunctionMeta =
+                serde_json::from_slice(&metadata(&f, &raw, &name, &params, None)).unwrap();
+            assert!(meta.raw);
+            assert_eq!(meta.params[0].schema, schema, "{signature}");
+            assert_eq!(meta.params[0].required, required, "{signature}");
+        }
+    }
 }
