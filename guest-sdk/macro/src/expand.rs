@@ -5,7 +5,7 @@
 //! * `__fnhost_invoke_add(params: &[u8]) -> Vec<u8>`, a hidden native function: decode, call,
 //!   encode (status byte + JSON payload), through `::fnhost_guest::__private`;
 //! * on wasm32 only, inside an anonymous `const _: () = { ... };` so it adds no names: the
-//!   `fnhost_call_add` export, and a `#[used]` static in the `fnhost.functions` link section
+//!   `fnhost_call_add` export, and a static in the `fnhost.functions` link section
 //!   holding the function's JSON metadata record.
 
 use fnhost_abi::{ABI_VERSION, CALL_PREFIX, FunctionMeta, META_SECTION, ParamMeta};
@@ -118,7 +118,9 @@ fn generate(f: &ItemFn, options: &Options, name: &str, params: &[check::Param<'_
                 unsafe { ::fnhost_guest::__private::call(ptr, len, #invoke) }
             }
 
-            #[used]
+            // No `#[used]`: on wasm rustc turns a `link_section` static into a custom section
+            // whether or not the static is kept, and `#[used]` kept a second copy of the
+            // record in the data segment.
             #[unsafe(link_section = #META_SECTION)]
             static __FNHOST_META: [u8; #meta_len] = *#meta;
         };
