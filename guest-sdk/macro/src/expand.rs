@@ -90,7 +90,7 @@ fn generate(f: &ItemFn, options: &Options, name: &str, params: &[check::Param<'_
         });
         let call = encode(quote!(#ident(#(#args),*)));
         quote! {
-            ::fnhost_guest::__private::invoke(__params, &[#(#names),*], |__args| {
+            ::fnhost_guest::__private::invoke(__params, &[#(#names),*], &|__args| {
                 ::core::result::Result::Ok(#call)
             })
         }

@@ -1,0 +1,577 @@
+//! Decoding one parameter from its JSON text: a serde `Deserializer` that reads scalars itself
+//! and hands arrays and objects to serde_json.
+//!
+//! A guest whose parameters are numbers, booleans, strings and `Option`s of them never
+//! instantiates serde_json's deserializer (nor its error messages, which format floats and quote
+//! strings with `Debug`), which is most of what made a small guest large (docs/GUESTS.md,
+//! *Size*). Types that need more (structs, sequences, maps, enums, `Value`s holding arrays or
+//! objects, `RawValue`, 128-bit integers, bytes) get exactly serde_json's behaviour, because
+//! serde_json decodes them.
+//!
+//! What the scalar half hands a visitor, and the messages it fails with, are serde_json's (a
+//! test compares them over many types and values): a number is `u64` when it is a non-negative
+//! integer that fits, `i64` when a negative one that fits, `f64` otherwise (parsed exactly, and
+//! "number out of range" past `f64::MAX`); `null` is "null", not "unit value". One difference:
+//! a string of the wrong type is quoted the way JSON quotes, where serde_json used Rust's
+//! `Debug` (they differ only for unprintable characters).
+
+use std::fmt;
+
+use serde::de::{self, Expected, Unexpected, Visitor};
+
+use super::json::{self, Number, Token};
+
+/// Why a parameter did not decode: the message, as serde_json would word it (without its
+/// position, which means nothing in one parameter's slice).
+#[derive(Debug)]
+pub struct DeError(pub String);
+
+impl fmt::Display for DeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DeError {}
+
+impl de::Error for DeError {
+    #[cold]
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Self(msg.to_string())
+    }
+
+    // serde's defaults format `Unexpected` with `Display`, whose float and string arms pull in
+    // `core::fmt`'s float formatting and Unicode tables; these write it by hand.
+    #[cold]
+    fn invalid_type(unexp: Unexpected<'_>, exp: &dyn Expected) -> Self {
+        Self(mismatch("invalid type: ", &describe(unexp), exp))
+    }
+
+    #[cold]
+    fn invalid_value(unexp: Unexpected<'_>, exp: &dyn Expected) -> Self {
+        Self(mismatch("invalid value: ", &describe(unexp), exp))
+    }
+}
+
+impl DeError {
+    /// serde_json's message for `e`, without its " at line L column C" suffix.
+    #[cold]
+    fn json(e: &serde_json::Error) -> Self {
+        let mut text = e.to_string();
+        if e.line() != 0 {
+            let mut suffix = String::from(" at line ");
+            json::push_u64(&mut suffix, e.line() as u64);
+            suffix.push_str(" column ");
+            json::push_u64(&mut suffix, e.column() as u64);
+            if text.ends_with(&suffix) {
+                text.truncate(text.len() - suffix.len());
+            }
+        }
+        Self(text)
+    }
+
+    /// The value is of the wrong type, described as serde_json describes it.
+    #[cold]
+    fn wrong_type(token: &Token<'_>, text: &str, exp: &dyn Expected) -> Self {
+        let what = match token {
+            Token::Null => String::from("null"),
+            Token::Bool(b) => String::from(if *b {
+                "boolean `true`"
+            } else {
+                "boolean `false`"
+            }),
+            Token::Number(n) => match json::number::<false>(n) {
+                Some(Number::U64(n)) => describe(Unexpected::Unsigned(n)),
+                Some(Number::I64(n)) => describe(Unexpected::Signed(n)),
+                Some(Number::F64(n)) => describe(Unexpected::Float(n)),
+                None => return Self(String::from("number out of range")),
+            },
+            Token::Str(contents) => match json::unescape(contents) {
+                Some(s) => describe(Unexpected::Str(&s)),
+                None => return Self::not_json(),
+            },
+            Token::Nested if text.starts_with('[') => String::from("sequence"),
+            Token::Nested => String::from("map"),
+        };
+        Self(mismatch("invalid type: ", &what, exp))
+    }
+
+    #[cold]
+    fn not_json() -> Self {
+        Self(String::from("not valid JSON"))
+    }
+}
+
+fn quoted(before: &str, text: &str, after: &str) -> String {
+    let mut s = String::with_capacity(before.len() + text.len() + after.len());
+    s.push_str(before);
+    s.push_str(text);
+    s.push_str(after);
+    s
+}
+
+/// "invalid type: X, expected Y".
+fn mismatch(kind: &str, what: &str, exp: &dyn Expected) -> String {
+    let mut s = quoted(kind, what, ", expected ");
+    // `Expected` is only `Display`: this is the one formatting call, and it formats no numbers.
+    s.push_str(&ExpectedText(exp).to_string());
+    s
+}
+
+struct ExpectedText<'a>(&'a dyn Expected);
+
+impl fmt::Display for ExpectedText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// serde's `Unexpected` as serde_json's errors word it, without `core::fmt`.
+fn describe(unexp: Unexpected<'_>) -> String {
+    let mut s = String::new();
+    match unexp {
+        Unexpected::Bool(b) => s.push_str(if b {
+            "boolean `true`"
+        } else {
+            "boolean `false`"
+        }),
+        Unexpected::Unsigned(n) => {
+            s.push_str("integer `");
+            json::push_u64(&mut s, n);
+            s.push('`');
+        }
+        Unexpected::Signed(n) => {
+            s.push_str("integer `");
+            if n < 0 {
+                s.push('-');
+            }
+            json::push_u64(&mut s, n.unsigned_abs());
+            s.push('`');
+        }
+        Unexpected::Float(f) => {
+            s.push_str("floating point `");
+            s.push_str(zmij::Buffer::new().format(f));
+            s.push('`');
+        }
+        Unexpected::Char(c) => {
+            s.push_str("character `");
+            s.push(c);
+            s.push('`');
+        }
+        Unexpected::Str(text) => {
+            // serde quotes with `Debug`; JSON's quoting says the same for all but exotic
+            // characters, without Unicode tables.
+            s.push_str("string ");
+            let mut quoted = Vec::new();
+            json::write_str(&mut quoted, text);
+            s.push_str(std::str::from_utf8(&quoted).unwrap_or_default());
+        }
+        Unexpected::Bytes(_) => s.push_str("byte array"),
+        Unexpected::Unit => s.push_str("null"),
+        Unexpected::Option => s.push_str("Option value"),
+        Unexpected::NewtypeStruct => s.push_str("newtype struct"),
+        Unexpected::Seq => s.push_str("sequence"),
+        Unexpected::Map => s.push_str("map"),
+        Unexpected::Enum => s.push_str("enum"),
+        Unexpected::UnitVariant => s.push_str("unit variant"),
+        Unexpected::NewtypeVariant => s.push_str("newtype variant"),
+        Unexpected::TupleVariant => s.push_str("tuple variant"),
+        Unexpected::StructVariant => s.push_str("struct variant"),
+        Unexpected::Other(other) => s.push_str(other),
+    }
+    s
+}
+
+/// The deserializer of one parameter's text (no surrounding whitespace).
+pub struct Param<'de> {
+    pub text: &'de str,
+}
+
+impl<'de> Param<'de> {
+    fn token(&self) -> Result<Token<'de>, DeError> {
+        json::token(self.text).ok_or_else(DeError::not_json)
+    }
+
+    /// serde_json decodes the whole text (an array, an object, or anything it handles alone).
+    fn serde_json<V, F>(&self, visitor: V, decode: F) -> Result<V::Value, DeError>
+    where
+        V: Visitor<'de>,
+        F: FnOnce(
+            &mut serde_json::Deserializer<serde_json::de::StrRead<'de>>,
+            V,
+        ) -> serde_json::Result<V::Value>,
+    {
+        let mut de = serde_json::Deserializer::from_str(self.text);
+        decode(&mut de, visitor)
+            .and_then(|value| de.end().map(|()| value))
+            .map_err(|e| DeError::json(&e))
+    }
+
+    fn number<V: Visitor<'de>, const SINGLE: bool>(&self, visitor: V) -> Result<V::Value, DeError> {
+        match self.token()? {
+            Token::Number(n) => match json::number::<SINGLE>(n) {
+                Some(Number::U64(n)) => visitor.visit_u64(n),
+                Some(Number::I64(n)) => visitor.visit_i64(n),
+                Some(Number::F64(n)) => visitor.visit_f64(n),
+                None => Err(DeError(String::from("number out of range"))),
+            },
+            token => Err(DeError::wrong_type(&token, self.text, &visitor)),
+        }
+    }
+
+    fn string<V: Visitor<'de>>(&self, visitor: V) -> Result<V::Value, DeError> {
+        match self.token()? {
+            Token::Str(contents) => match json::unescape(contents) {
+                Some(std::borrow::Cow::Borrowed(s)) => visitor.visit_borrowed_str(s),
+                Some(std::borrow::Cow::Owned(s)) => visitor.visit_string(s),
+                None => Err(DeError::not_json()),
+            },
+            token => Err(DeError::wrong_type(&token, self.text, &visitor)),
+        }
+    }
+
+    /// Arrays and objects go to serde_json; a scalar is the wrong type.
+    fn nested<V, F>(&self, visitor: V, decode: F) -> Result<V::Value, DeError>
+    where
+        V: Visitor<'de>,
+        F: FnOnce(
+            &mut serde_json::Deserializer<serde_json::de::StrRead<'de>>,
+            V,
+        ) -> serde_json::Result<V::Value>,
+    {
+        match self.token()? {
+            Token::Nested => self.serde_json(visitor, decode),
+            token => Err(DeError::wrong_type(&token, self.text, &visitor)),
+        }
+    }
+}
+
+macro_rules! numbers {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+            self.number::<V, false>(visitor)
+        }
+    )*};
+}
+
+macro_rules! by_serde_json {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+            self.serde_json(visitor, |de, v| de::Deserializer::$method(de, v))
+        }
+    )*};
+}
+
+impl<'de> de::Deserializer<'de> for Param<'de> {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.token()? {
+            Token::Null => visitor.visit_unit(),
+            Token::Bool(b) => visitor.visit_bool(b),
+            Token::Number(_) => self.number::<V, false>(visitor),
+            Token::Str(_) => self.string(visitor),
+            Token::Nested => {
+                self.serde_json(visitor, |de, v| de::Deserializer::deserialize_any(de, v))
+            }
+        }
+    }
+
+    numbers!(deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
+             deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
+             deserialize_f64);
+
+    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.number::<V, true>(visitor)
+    }
+
+    by_serde_json!(deserialize_i128 deserialize_u128 deserialize_bytes deserialize_byte_buf);
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.token()? {
+            Token::Bool(b) => visitor.visit_bool(b),
+            token => Err(DeError::wrong_type(&token, self.text, &visitor)),
+        }
+    }
+
+    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.string(visitor)
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.string(visitor)
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.string(visitor)
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.string(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.token()? {
+            Token::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.token()? {
+            Token::Null => visitor.visit_unit(),
+            token => Err(DeError::wrong_type(&token, self.text, &visitor)),
+        }
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        self.deserialize_unit(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        // serde_json's `RawValue` is a newtype with a private name only serde_json answers.
+        if name.starts_with("$serde_json::") {
+            return self.serde_json(visitor, |de, v| {
+                de::Deserializer::deserialize_newtype_struct(de, name, v)
+            });
+        }
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.nested(visitor, |de, v| de::Deserializer::deserialize_seq(de, v))
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        self.nested(visitor, |de, v| {
+            de::Deserializer::deserialize_tuple(de, len, v)
+        })
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        self.nested(visitor, |de, v| {
+            de::Deserializer::deserialize_tuple_struct(de, name, len, v)
+        })
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.nested(visitor, |de, v| de::Deserializer::deserialize_map(de, v))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        self.nested(visitor, |de, v| {
+            de::Deserializer::deserialize_struct(de, name, fields, v)
+        })
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        // A unit variant is a string, the others an object: serde_json knows both.
+        self.serde_json(visitor, |de, v| {
+            de::Deserializer::deserialize_enum(de, name, variants, v)
+        })
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.token()? {
+            Token::Nested => self.serde_json(visitor, |de, v| {
+                de::Deserializer::deserialize_ignored_any(de, v)
+            }),
+            _ => visitor.visit_unit(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+    use serde::de::DeserializeOwned;
+    use serde::{Deserialize, Serialize};
+    use serde_json::Value;
+
+    use super::*;
+
+    fn ours<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+        T::deserialize(Param { text }).map_err(|e| e.0)
+    }
+
+    fn theirs<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+        serde_json::from_str(text).map_err(|e| DeError::json(&e).0)
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Point {
+        x: i32,
+        y: Option<f64>,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum Shape {
+        Dot,
+        Circle { r: f64 },
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Meters(f64);
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Number(i64),
+        Text(String),
+    }
+
+    /// Every value below, as every type below, decodes as serde_json decodes it: the same value,
+    /// or an error with the same message (but for the quoting of wrongly typed numbers).
+    #[test]
+    fn agrees_with_serde_json() {
+        let texts = [
+            "null",
+            "true",
+            "false",
+            "0",
+            "-0",
+            "1",
+            "-1",
+            "255",
+            "256",
+            "-129",
+            "1.5",
+            "-2.5e-3",
+            "1e3",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "4294967296",
+            "1e39",
+            "-1e400",
+            "3.4028235e38",
+            "\"\"",
+            "\"a\"",
+            "\"é\"",
+            "\"\\u00e9\\n\"",
+            "\"ab\"",
+            "\"Dot\"",
+            "\"Circle\"",
+            "[]",
+            "[1, 2]",
+            "[1.5, null]",
+            "{}",
+            r#"{"x": 1}"#,
+            r#"{"x": 1, "y": 2.5}"#,
+            r#"{"Circle": {"r": 1}}"#,
+            "[[1]]",
+        ];
+        macro_rules! check {
+            ($($ty:ty),*) => {$(
+                for text in texts {
+                    let (a, b) = (ours::<$ty>(text), theirs::<$ty>(text));
+                    let same = match (&a, &b) {
+                        (Ok(a), Ok(b)) => format!("{a:?}") == format!("{b:?}"),
+                        (Err(a), Err(b)) => a == b,
+                        _ => false,
+                    };
+                    assert!(same, "{} from {text}: ours {a:?}, serde_json's {b:?}", stringify!($ty));
+                }
+            )*};
+        }
+        check!(
+            i8, i16, i32, i64, i128, u8, u16, u32, u64, u128, usize, isize, f32, f64, bool, char,
+            String, (), Option<i64>, Option<Option<bool>>, Option<String>, Vec<f64>,
+            Vec<Option<u8>>, (u8, String), BTreeMap<String, i64>, Value, Point, Option<Point>,
+            Shape, Meters, Either, serde_json::Map<String, Value>
+        );
+    }
+
+    #[test]
+    fn messages() {
+        assert_eq!(
+            ours::<i64>("\"a\"").unwrap_err(),
+            "invalid type: string \"a\", expected i64"
+        );
+        assert_eq!(
+            ours::<i64>("null").unwrap_err(),
+            "invalid type: null, expected i64"
+        );
+        assert_eq!(
+            ours::<i64>("1e3").unwrap_err(),
+            "invalid type: floating point `1000.0`, expected i64"
+        );
+        assert_eq!(
+            ours::<u8>("256").unwrap_err(),
+            "invalid value: integer `256`, expected u8"
+        );
+        assert_eq!(
+            ours::<Either>("1.5").unwrap_err(),
+            "data did not match any variant of untagged enum Either"
+        );
+        assert_eq!(
+            ours::<Point>("true").unwrap_err(),
+            "invalid type: boolean `true`, expected struct Point"
+        );
+        assert_eq!(
+            ours::<Point>("[1]").unwrap_err(),
+            "invalid length 1, expected struct Point with 2 elements"
+        );
+        assert_eq!(ours::<i64>("01").unwrap_err(), "not valid JSON");
+        assert_eq!(ours::<String>("\"\\x\"").unwrap_err(), "not valid JSON");
+        assert_eq!(
+            ours::<Point>(r#"{"x": 1"#).unwrap_err(),
+            "EOF while parsing an object"
+        );
+    }
+
+    #[test]
+    fn raw_values_are_serde_jsons() {
+        let raw: Box<serde_json::value::RawValue> = ours(r#"{"a": [1, 2.50]}"#).unwrap();
+        assert_eq!(raw.get(), r#"{"a": [1, 2.50]}"#);
+        let raw: Box<serde_json::value::RawValue> = ours("2.50").unwrap();
+        assert_eq!(raw.get(), "2.50");
+    }
+
+    proptest! {
+        #[test]
+        fn strings_agree_with_serde_json(s in any::<String>()) {
+            let text = serde_json::to_string(&s).unwrap();
+            prop_assert_eq!(ours::<String>(&text).unwrap(), s.clone());
+            prop_assert_eq!(ours::<Value>(&text).unwrap(), Value::String(s));
+        }
+
+        #[test]
+        fn floats_agree_with_serde_json(x in any::<f64>().prop_filter("finite", |x| x.is_finite())) {
+            for text in [format!("{x:?}"), format!("{x:e}"), format!("{x:.17e}")] {
+                prop_assert_eq!(ours::<f64>(&text).map(f64::to_bits), theirs::<f64>(&text).map(f64::to_bits));
+                prop_assert_eq!(ours::<f32>(&text).map(f32::to_bits), theirs::<f32>(&text).map(f32::to_bits));
+            }
+        }
+    }
+}
