@@ -33,7 +33,7 @@ pub mod log;
 #[cfg(target_arch = "wasm32")]
 mod panic;
 
-pub use alloc::{ARENA_BYTES, Arena};
+pub use alloc::{ARENA_BYTES, Arena, Pages};
 pub use error::{Error, Result};
 pub use fnhost_abi::ABI_VERSION;
 pub use fnhost_guest_macro::export;
