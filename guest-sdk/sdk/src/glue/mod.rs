@@ -13,6 +13,7 @@
 //! Messages are built without `format!` for the same reason.
 
 mod de;
+mod float;
 mod json;
 
 #[cfg(target_arch = "wasm32")]
