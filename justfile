@@ -9,7 +9,7 @@ guest_dir := "target/guests/wasm32-unknown-unknown/guest"
 guests:
     source scripts/wasm-target.sh && "${FNHOST_GUEST_CARGO:-cargo}" build --profile guest \
       --target wasm32-unknown-unknown --target-dir target/guests \
-      -p math -p echo -p directory -p burn -p counter
+      -p math -p echo -p directory -p burn -p counter -p hello
 
 # Serve on 127.0.0.1:7878 with the examples deployed.
 serve *ARGS:

@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 source scripts/wasm-target.sh
 guest_dir=target/guests/wasm32-unknown-unknown/guest
 "${FNHOST_GUEST_CARGO:-cargo}" build --profile guest --target wasm32-unknown-unknown \
-  --target-dir target/guests -p math -p echo -p directory -p burn -p counter
+  --target-dir target/guests -p math -p echo -p directory -p burn -p counter -p hello
 cargo build --release -p fnhost
 exec target/release/fnhost serve --deploy-dir "$guest_dir" "$@"

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const GUESTS: [&str; 5] = ["math", "echo", "directory", "burn", "counter"];
+const GUESTS: [&str; 6] = ["math", "echo", "directory", "burn", "counter", "hello"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
