@@ -48,6 +48,31 @@ pub struct Arena<const N: usize, F> {
 unsafe impl<const N: usize, F: Sync> Sync for Arena<N, F> {}
 
 impl<const N: usize, F> Arena<N, F> {
+    /// An arena of `N` bytes, all free, that hands allocations to `fallback` once they no longer
+    /// fit. A `const fn`, so it can be a `static` `#[global_allocator]`.
+    ///
+    /// ```
+    /// use std::alloc::{GlobalAlloc, Layout, System};
+    ///
+    /// use fnhost_guest::Arena;
+    ///
+    /// let arena = Arena::<1024, System>::new(System);
+    /// let layout = Layout::from_size_align(100, 8).unwrap();
+    /// let block = unsafe { arena.alloc(layout) };
+    /// assert!(!block.is_null());
+    /// assert!(arena.remaining() <= 1024 - 100);
+    /// // The newest block is given back in place.
+    /// unsafe { arena.dealloc(block, layout) };
+    /// assert_eq!(arena.remaining(), 1024);
+    /// ```
+    ///
+    /// A guest without the default `arena` feature installs its own, e.g. a larger one:
+    ///
+    /// ```ignore
+    /// #[global_allocator]
+    /// static ALLOC: fnhost_guest::Arena<{ 1 << 20 }, fnhost_guest::Pages> =
+    ///     fnhost_guest::Arena::new(fnhost_guest::Pages::new());
+    /// ```
     pub const fn new(fallback: F) -> Self {
         Self {
             block: UnsafeCell::new(Block([0; N])),
