@@ -6,8 +6,9 @@
 //! deserializer, its error type (whose messages format floats and `Debug`-quote strings, pulling
 //! in `core::fmt`'s float formatting and Unicode tables) and a `Value` serializer into every
 //! guest, about half of a two-function module (docs/GUESTS.md, *Size*). The scans here follow
-//! RFC 8259's grammar exactly for what they read; anything they do not read (an array or an
-//! object inside a parameter) is handed to serde_json, which checks it.
+//! RFC 8259's grammar exactly for what they read. A split array or object is not checked
+//! element by element here: each element is read when it is decoded (`de.rs`), which rejects a
+//! malformed one.
 
 use std::borrow::Cow;
 

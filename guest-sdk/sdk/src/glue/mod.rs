@@ -2,7 +2,7 @@
 //!
 //! The macro generates, per function, a native `__fnhost_invoke_<name>(params) -> Vec<u8>`
 //! made of [`invoke`] (or [`invoke_raw`]), one [`Args::take`] per parameter, and [`ok`] or
-//! [`from_result`] around the call; on wasm32 the `fnhost_call_<name>` export is [`call`]
+//! [`from_result`] around the call; on wasm32 the `fnhost_call_<name>` export is `call`
 //! around that. The output is a status byte and a JSON payload, as `docs/ABI.md` says.
 //!
 //! Params are split once, at the top level only, into borrowed slices ([`json`]); each
@@ -148,7 +148,7 @@ impl<'a> Args<'a> {
             }
             None => "null",
         };
-        T::deserialize(de::Param { text })
+        T::deserialize(de::Param::new(text))
             .map_err(|e| Reject::new(concat(&["parameter `", name, "`: ", &e.0]), Some(name)))
     }
 }
@@ -202,9 +202,7 @@ pub fn invoke_raw<T: DeserializeOwned>(params: &[u8], body: impl FnOnce(T) -> Ve
     let decoded = match std::str::from_utf8(params) {
         Ok(text) => {
             let text = json::trim(text);
-            T::deserialize(de::Param {
-                text: if text.is_empty() { "null" } else { text },
-            })
+            T::deserialize(de::Param::new(if text.is_empty() { "null" } else { text }))
         }
         Err(_) => Err(de::DeError("not UTF-8".into())),
     };
