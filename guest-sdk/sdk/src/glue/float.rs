@@ -4,8 +4,10 @@
 //! a 10.4 KB table of powers of five, a sixth of a small guest (docs/GUESTS.md, *Size*). This
 //! keeps the two steps of it that need no table: Clinger's fast path (a mantissa of at most
 //! 2^53 times or divided by an exact power of ten up to 10^22 is one correctly rounded IEEE
-//! operation), which covers the numbers clients usually send, and for everything else the
-//! "simple decimal conversion" core falls back to (`core::num::dec2flt::slow`, after Nigel Tao's
+//! operation), which covers the numbers clients usually send; 128-bit integer arithmetic for
+//! a full 64-bit mantissa and powers of ten up to 10^±19, which covers doubles printed at full
+//! precision (17 digits); and for everything else the "simple decimal conversion" core falls
+//! back to (`core::num::dec2flt::slow`, after Nigel Tao's
 //! description of Go's `strconv`): the digits kept as a decimal, shifted by powers of two until
 //! they sit between 1/2 and 1, then rounded to 53 bits, half to even. Slower than Eisel-Lemire
 //! on long inputs, exactly as right; a property test compares it with Rust's parser.
@@ -22,16 +24,17 @@ pub fn parse(text: &str) -> f64 {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text.as_bytes()),
     };
-    let value = fast(digits).unwrap_or_else(|| slow(digits));
+    let value = match decompose(digits) {
+        Some((mantissa, exp10)) => clinger(mantissa, exp10)
+            .or_else(|| wide(mantissa, exp10))
+            .unwrap_or_else(|| slow(digits)),
+        None => slow(digits),
+    };
     if negative { -value } else { value }
 }
 
-/// Clinger's fast path; `None` when it does not apply.
-fn fast(s: &[u8]) -> Option<f64> {
-    const POW10: [f64; 23] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-    ];
+/// The number as `mantissa × 10^exp10`; `None` when the digits do not fit a `u64`.
+fn decompose(s: &[u8]) -> Option<(u64, i64)> {
     let mut mantissa: u64 = 0;
     let mut exp10: i64 = 0;
     let mut i = 0;
@@ -64,12 +67,53 @@ fn fast(s: &[u8]) -> Option<f64> {
         }
         exp10 += if negative { -e } else { e };
     }
+    Some((mantissa, exp10))
+}
+
+/// Clinger's fast path: a mantissa of at most 2^53 and an exact power of ten up to 10^22 make
+/// one correctly rounded IEEE operation. `None` when it does not apply.
+fn clinger(mantissa: u64, exp10: i64) -> Option<f64> {
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
     if mantissa > 1 << 53 || !(-22..=22).contains(&exp10) {
         return None;
     }
     let m = mantissa as f64;
     let power = POW10[exp10.unsigned_abs() as usize];
     Some(if exp10 < 0 { m / power } else { m * power })
+}
+
+/// The full 64-bit mantissa (17 to 19 digits: what a double printed at full precision has)
+/// with a power of ten up to 10^19, exactly, in 128-bit integers: `mantissa × 10^e` is an exact
+/// `u128` that Rust's `as f64` rounds correctly, and `mantissa / 10^e` is an integer division
+/// of the mantissa shifted to the top of a `u128`, which leaves over 63 bits of quotient and a
+/// remainder that says whether anything was cut. Hundreds of operations instead of the
+/// thousands of the decimal conversion. `None` past 10^±19 or for a zero mantissa.
+fn wide(mantissa: u64, exp10: i64) -> Option<f64> {
+    if mantissa == 0 || !(-19..=19).contains(&exp10) {
+        return None;
+    }
+    let power = 10u128.pow(exp10.unsigned_abs() as u32);
+    if exp10 >= 0 {
+        // < 2^64 × 10^19 < 2^128.
+        return Some((u128::from(mantissa) * power) as f64);
+    }
+    let shift = u128::from(mantissa).leading_zeros();
+    let n = u128::from(mantissa) << shift;
+    let (q, cut) = (n / power, n % power != 0);
+    // q >= 2^127 / 10^19 > 2^63: round it to 53 bits, half to even, the remainder breaking ties.
+    let drop = 128 - q.leading_zeros() - 53;
+    let half = 1u128 << (drop - 1);
+    let rest = q & ((1u128 << drop) - 1);
+    let mut m = (q >> drop) as u64;
+    if rest > half || (rest == half && (cut || m & 1 == 1)) {
+        m += 1;
+    }
+    // m <= 2^53 is exact as an f64, and so is the power of two: one exact product.
+    let exp2 = i64::from(drop) - i64::from(shift);
+    Some(m as f64 * f64::from_bits(((1023 + exp2) as u64) << 52))
 }
 
 /// A decimal number `0.d1d2d3... × 10^decimal_point`, digits as values 0..=9.
@@ -344,6 +388,29 @@ mod tests {
         );
     }
 
+    /// `wide` alone against Rust's parser, where it applies.
+    #[test]
+    fn wide_agrees_where_it_applies() {
+        for (mantissa, exp10) in [
+            (44457691823344317u64, -11i64),
+            (u64::MAX, -19),
+            (u64::MAX, 19),
+            (9007199254740993, 0),
+            (9007199254740993, -1),
+            (1, -19),
+            (10000000000000000000, -19),
+            (12345678901234567890, -5),
+            (2, -1),
+        ] {
+            let want: f64 = format!("{mantissa}e{exp10}").parse().unwrap();
+            assert_eq!(
+                wide(mantissa, exp10).unwrap().to_bits(),
+                want.to_bits(),
+                "{mantissa}e{exp10}"
+            );
+        }
+    }
+
     #[test]
     fn hard_and_edge_cases() {
         for text in [
@@ -396,6 +463,14 @@ mod tests {
         fn agrees_with_rust(x in any::<f64>().prop_filter("finite", |x| x.is_finite())) {
             for text in [format!("{x:?}"), format!("{x:e}"), format!("{x:.17e}"), format!("{x:.25e}"), format!("{x:.3e}")] {
                 check(&text);
+            }
+        }
+
+        #[test]
+        fn wide_agrees_with_rust(mantissa in any::<u64>(), exp10 in -19i64..=19) {
+            let want: f64 = format!("{mantissa}e{exp10}").parse().unwrap();
+            if let Some(got) = wide(mantissa, exp10) {
+                prop_assert_eq!(got.to_bits(), want.to_bits(), "{}e{}", mantissa, exp10);
             }
         }
 
