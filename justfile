@@ -11,6 +11,10 @@ guests:
       --target wasm32-unknown-unknown --target-dir target/guests \
       -p math -p echo -p directory -p burn -p counter -p hello
 
+# Build the example guest written in C (functions/cmath); installs clang and lld when missing.
+c-guest:
+    functions/cmath/build.sh
+
 # Serve on 127.0.0.1:7878 with the examples deployed.
 serve *ARGS:
     scripts/serve.sh {{ARGS}}
