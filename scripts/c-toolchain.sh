@@ -20,6 +20,6 @@ if ! fnhost_c_toolchain_ok; then
     { echo "cannot install clang and lld: install them (or set FNHOST_CC) and run again" >&2; return 1 2>/dev/null || exit 1; }
   unset fnhost_sudo
   fnhost_c_toolchain_ok ||
-    { echo "clang cannot find wasm-ld even after installing lld" >&2; return 1 2>/dev/null || exit 1; }
+    { echo "${FNHOST_CC:-clang} does not run, or finds no wasm-ld, even after installing clang and lld" >&2; return 1 2>/dev/null || exit 1; }
 fi
 export FNHOST_CC="${FNHOST_CC:-clang}"
