@@ -16,13 +16,14 @@
  *   - the metadata: `FNHOST_FUNCTION(json)` places a function's record in the
  *     `fnhost.functions` custom section.
  *
- * Numbers are exact: doubles are parsed correctly rounded (Clinger's fast path, then a decimal
- * conversion, as the Rust SDK does) and written as the shortest text that parses back to the
- * same bits.
+ * Numbers are exact: doubles are parsed correctly rounded (Clinger's fast path, then the
+ * decimal conversion of the Rust SDK's guest-sdk/sdk/src/glue/float.rs, without its 128-bit
+ * middle path: a 17-digit double costs some thousands of instructions more than in Rust) and
+ * written as the shortest text that parses back to the same bits.
  *
- * Include it in exactly one .c file (it defines the exports), and build with
+ * Include it in exactly one .c file (it defines the exports and memcpy/memset), and build with
  *
- *   clang --target=wasm32 -O2 -ffreestanding -nostdlib -Wl,--no-entry -o guest.wasm guest.c
+ *   clang --target=wasm32 -Os -ffreestanding -nostdlib -Wl,--no-entry -o guest.wasm guest.c
  *
  * functions/cmath/ is a complete example; docs/GUESTS.md, "Guests in other languages", says
  * more.
