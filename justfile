@@ -9,6 +9,10 @@ guest_dir := "target/guests/wasm32-unknown-unknown/guest"
 guests:
     scripts/build-guests.sh
 
+# Build the example guest written in C (functions/cmath); installs clang and lld when missing.
+c-guest:
+    functions/cmath/build.sh
+
 # Serve on 127.0.0.1:7878 with the examples deployed.
 serve *ARGS:
     scripts/serve.sh {{ARGS}}

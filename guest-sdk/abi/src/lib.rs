@@ -4,6 +4,8 @@
 //! here is plain data: names, numbers, and the serde shapes of the records that cross the
 //! boundary, so both sides agree by construction rather than by convention.
 
+#![warn(missing_docs)]
+
 use serde::{Deserialize, Serialize};
 
 /// The ABI version this crate describes. A guest declares the version it was built for in each
@@ -51,6 +53,13 @@ pub enum Status {
 
 impl Status {
     /// The status for a byte, or `None` for a byte the ABI does not define.
+    ///
+    /// ```
+    /// use fnhost_abi::Status;
+    ///
+    /// assert_eq!(Status::from_byte(1), Some(Status::Error));
+    /// assert_eq!(Status::from_byte(3), None);
+    /// ```
     pub fn from_byte(byte: u8) -> Option<Self> {
         match byte {
             0 => Some(Self::Ok),
@@ -61,19 +70,31 @@ impl Status {
     }
 }
 
-/// Log levels of the `log` host function.
+/// Log levels of the `log` host function: the `level` argument's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
 pub enum LogLevel {
+    /// 0: something failed.
     Error = 0,
+    /// 1: something looks wrong.
     Warn = 1,
+    /// 2: what happened (also what an unknown level means).
     Info = 2,
+    /// 3: detail for whoever debugs the guest.
     Debug = 3,
+    /// 4: more detail still.
     Trace = 4,
 }
 
 impl LogLevel {
     /// The level for a raw value; unknown values log at `Info`.
+    ///
+    /// ```
+    /// use fnhost_abi::LogLevel;
+    ///
+    /// assert_eq!(LogLevel::from_raw(0), LogLevel::Error);
+    /// assert_eq!(LogLevel::from_raw(42), LogLevel::Info);
+    /// ```
     pub fn from_raw(raw: i32) -> Self {
         match raw {
             0 => Self::Error,
@@ -85,18 +106,33 @@ impl LogLevel {
     }
 }
 
-/// Packs an output location into the `i64` a call function returns.
+/// Packs an output location into the `i64` a call function returns: the address in the high 32
+/// bits, the length in the low 32.
+///
+/// ```
+/// let ret = fnhost_abi::pack(0x1000, 7);
+/// assert_eq!(ret, 0x1000_0000_0007);
+/// assert_eq!(fnhost_abi::unpack(ret), (0x1000, 7));
+/// ```
 pub fn pack(ptr: u32, len: u32) -> i64 {
     ((u64::from(ptr) << 32) | u64::from(len)) as i64
 }
 
-/// Splits a call function's return value into `(ptr, len)`.
+/// Splits a call function's return value into `(ptr, len)`; the inverse of [`pack`].
 pub fn unpack(ret: i64) -> (u32, u32) {
     let bits = ret as u64;
     ((bits >> 32) as u32, bits as u32)
 }
 
 /// Whether `name` is a valid function name: `[A-Za-z_][A-Za-z0-9_]*`, at most 63 bytes.
+///
+/// ```
+/// use fnhost_abi::is_valid_function_name;
+///
+/// assert!(is_valid_function_name("divide"));
+/// assert!(!is_valid_function_name("math.divide"));
+/// assert!(!is_valid_function_name("2x"));
+/// ```
 pub fn is_valid_function_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     match bytes.next() {
@@ -107,6 +143,21 @@ pub fn is_valid_function_name(name: &str) -> bool {
 }
 
 /// One record of the [`META_SECTION`]: what the host knows about a function before running it.
+///
+/// Members a record leaves out take their defaults, and unknown members are ignored:
+///
+/// ```
+/// use fnhost_abi::FunctionMeta;
+///
+/// let meta: FunctionMeta = serde_json::from_str(
+///     r#"{"abi": 1, "name": "add", "params": [{"name": "x", "schema": {"type": "integer"}}]}"#,
+/// )
+/// .unwrap();
+/// assert_eq!(meta.params[0].name, "x");
+/// assert!(meta.params[0].required);
+/// assert_eq!(meta.result, serde_json::json!({}));
+/// assert!(!meta.raw);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionMeta {
     /// The ABI version the function was built for.
@@ -130,6 +181,7 @@ pub struct FunctionMeta {
 /// One parameter of a [`FunctionMeta`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParamMeta {
+    /// The parameter's name, for params given by name.
     pub name: String,
     /// JSON Schema of the parameter.
     #[serde(default = "any_schema")]
@@ -150,9 +202,12 @@ fn yes() -> bool {
 /// Payload of a [`Status::Error`] output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuestError {
+    /// What went wrong; the JSON-RPC error's message.
     pub message: String,
+    /// The guest's own error code; the host uses it unless it is in JSON-RPC's reserved range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<i64>,
+    /// Structured detail; the client gets it as `data.guest_data`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
 }
@@ -160,7 +215,9 @@ pub struct GuestError {
 /// Payload of a [`Status::InvalidParams`] output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InvalidParams {
+    /// Why the params did not fit.
     pub message: String,
+    /// The parameter at fault, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub param: Option<String>,
 }

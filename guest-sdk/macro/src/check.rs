@@ -211,7 +211,12 @@ fn visit(ty: &Type, f: &mut impl FnMut(&Type) -> bool) {
 
 /// A type as a person would write it: `Vec<u8>`, not `Vec < u8 >`.
 pub fn pretty(ty: &Type) -> String {
-    let text = quote::ToTokens::to_token_stream(ty).to_string();
+    pretty_tokens(ty)
+}
+
+/// Any tokens as a person would write them (see [`pretty`]).
+pub fn pretty_tokens(tokens: &impl quote::ToTokens) -> String {
+    let text = tokens.to_token_stream().to_string();
     let chars: Vec<char> = text.chars().collect();
     let word = |c: char| c.is_alphanumeric() || c == '_' || c == '\'';
     let mut out = String::with_capacity(text.len());

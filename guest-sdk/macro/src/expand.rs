@@ -5,7 +5,7 @@
 //! * `__fnhost_invoke_add(params: &[u8]) -> Vec<u8>`, a hidden native function: decode, call,
 //!   encode (status byte + JSON payload), through `::fnhost_guest::__private`;
 //! * on wasm32 only, inside an anonymous `const _: () = { ... };` so it adds no names: the
-//!   `fnhost_call_add` export, and a `#[used]` static in the `fnhost.functions` link section
+//!   `fnhost_call_add` export, and a static in the `fnhost.functions` link section
 //!   holding the function's JSON metadata record.
 
 use fnhost_abi::{ABI_VERSION, CALL_PREFIX, FunctionMeta, META_SECTION, ParamMeta};
@@ -90,7 +90,7 @@ fn generate(f: &ItemFn, options: &Options, name: &str, params: &[check::Param<'_
         });
         let call = encode(quote!(#ident(#(#args),*)));
         quote! {
-            ::fnhost_guest::__private::invoke(__params, &[#(#names),*], |__args| {
+            ::fnhost_guest::__private::invoke(__params, &[#(#names),*], &|__args| {
                 ::core::result::Result::Ok(#call)
             })
         }
@@ -118,7 +118,9 @@ fn generate(f: &ItemFn, options: &Options, name: &str, params: &[check::Param<'_
                 unsafe { ::fnhost_guest::__private::call(ptr, len, #invoke) }
             }
 
-            #[used]
+            // No `#[used]`: on wasm rustc turns a `link_section` static into a custom section
+            // whether or not the static is kept, and `#[used]` kept a second copy of the
+            // record in the data segment.
             #[unsafe(link_section = #META_SECTION)]
             static __FNHOST_META: [u8; #meta_len] = *#meta;
         };
@@ -228,5 +230,43 @@ mod tests {
             serde_json::json!({"type": "array", "items": {"title": "Person"}})
         );
         assert!(!meta.raw);
+    }
+
+    /// The note under the table in `docs/ABI.md`: a raw function's parameter is optional when
+    /// it is an `Option<T>` or any JSON (it gets `null` when the call has no params).
+    #[test]
+    fn raw_parameter_is_optional_only_when_it_takes_null() {
+        let raw = Options { raw: true };
+        for (signature, schema, required) in [
+            (
+                "fn f(v: Option<Point>) {}",
+                serde_json::json!({"title": "Point"}),
+                false,
+            ),
+            (
+                "fn f(v: serde_json::Value) {}",
+                serde_json::json!({}),
+                false,
+            ),
+            ("fn f(v: Box<RawValue>) {}", serde_json::json!({}), false),
+            (
+                "fn f(v: Point) {}",
+                serde_json::json!({"title": "Point"}),
+                true,
+            ),
+            (
+                "fn f(v: Vec<u8>) {}",
+                serde_json::json!({"type": "array", "items": {"type": "integer"}}),
+                true,
+            ),
+        ] {
+            let f: ItemFn = syn::parse_str(signature).unwrap();
+            let (name, params) = check::function(&f, &raw).unwrap();
+            let meta: FunctionMeta =
+                serde_json::from_slice(&metadata(&f, &raw, &name, &params, None)).unwrap();
+            assert!(meta.raw);
+            assert_eq!(meta.params[0].schema, schema, "{signature}");
+            assert_eq!(meta.params[0].required, required, "{signature}");
+        }
     }
 }

@@ -16,8 +16,9 @@
 //! touched until used), so a typical call never grows memory. It is a bump allocator, the right
 //! shape for a heap that lives for one call: allocating is an add, freeing or growing the
 //! newest allocation happens in place (a `Vec` that grows, a `String` being built), anything
-//! else is left until the instance is dropped. When the block is used up, allocations go to the
-//! default allocator, so a guest that needs more memory gets it as before.
+//! else is left until the instance is dropped. When the block is used up, allocations go to
+//! [`Pages`]: the same bump allocation over pages from `memory.grow`, so a guest that needs more
+//! memory gets it, without the 6.4 KB of Rust's default allocator (dlmalloc).
 //!
 //! A guest that wants its own `#[global_allocator]` turns the `arena` feature off (and may
 //! install an [`Arena`] of another size itself).
@@ -47,6 +48,31 @@ pub struct Arena<const N: usize, F> {
 unsafe impl<const N: usize, F: Sync> Sync for Arena<N, F> {}
 
 impl<const N: usize, F> Arena<N, F> {
+    /// An arena of `N` bytes, all free, that hands allocations to `fallback` once they no longer
+    /// fit. A `const fn`, so it can be a `static` `#[global_allocator]`.
+    ///
+    /// ```
+    /// use std::alloc::{GlobalAlloc, Layout, System};
+    ///
+    /// use fnhost_guest::Arena;
+    ///
+    /// let arena = Arena::<1024, System>::new(System);
+    /// let layout = Layout::from_size_align(100, 8).unwrap();
+    /// let block = unsafe { arena.alloc(layout) };
+    /// assert!(!block.is_null());
+    /// assert!(arena.remaining() <= 1024 - 100);
+    /// // The newest block is given back in place.
+    /// unsafe { arena.dealloc(block, layout) };
+    /// assert_eq!(arena.remaining(), 1024);
+    /// ```
+    ///
+    /// A guest without the default `arena` feature installs its own, e.g. a larger one:
+    ///
+    /// ```ignore
+    /// #[global_allocator]
+    /// static ALLOC: fnhost_guest::Arena<{ 1 << 20 }, fnhost_guest::Pages> =
+    ///     fnhost_guest::Arena::new(fnhost_guest::Pages::new());
+    /// ```
     pub const fn new(fallback: F) -> Self {
         Self {
             block: UnsafeCell::new(Block([0; N])),
@@ -139,13 +165,141 @@ unsafe impl<const N: usize, F: GlobalAlloc> GlobalAlloc for Arena<N, F> {
     }
 }
 
+/// Whole wasm pages from `grow`, handed out by bumping a cursor: the fallback of the arena
+/// the SDK installs.
+///
+/// Like [`Arena`] it frees and grows the newest allocation in place and leaves anything else
+/// until the instance is dropped. That is what one call needs, in about 300 bytes of code;
+/// Rust's default allocator (dlmalloc) was 6.4 KB of a small guest (docs/GUESTS.md, *Size*).
+/// What it gives up: memory freed out of order past the arena is not reused, so a guest that
+/// keeps allocating and dropping large buffers in a loop should turn the `arena` feature off
+/// (its default allocator reuses them) or install `Arena<N, std::alloc::System>`.
+pub struct Pages {
+    /// The next free byte of the current run of pages.
+    next: Cell<usize>,
+    /// The end of the current run of pages.
+    end: Cell<usize>,
+}
+
+/// The size of a wasm page.
+const PAGE: usize = 64 << 10;
+
+// SAFETY: as for `Arena`: one thread only.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+unsafe impl Sync for Pages {}
+
+impl Pages {
+    /// No pages yet. All zeros, so an `Arena` with this fallback stays in `.bss` (a fallback
+    /// holding a function pointer moved the whole 256 KiB block into the module's data).
+    pub const fn new() -> Self {
+        Self {
+            next: Cell::new(0),
+            end: Cell::new(0),
+        }
+    }
+
+    /// `memory.grow`: `pages` more pages, and the memory's old size in pages (where the new
+    /// pages start), or `usize::MAX` when refused.
+    #[cfg(target_arch = "wasm32")]
+    fn grow(pages: usize) -> usize {
+        core::arch::wasm32::memory_grow(0, pages)
+    }
+
+    /// Natively (unit tests) pages come from the system allocator, page-aligned, never freed.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn grow(pages: usize) -> usize {
+        let Some(layout) = pages
+            .checked_mul(PAGE)
+            .and_then(|bytes| Layout::from_size_align(bytes, PAGE).ok())
+        else {
+            return usize::MAX;
+        };
+        // SAFETY: `pages` is at least 1, so the layout has a non-zero size.
+        let block = unsafe { std::alloc::System.alloc(layout) };
+        if block.is_null() {
+            usize::MAX
+        } else {
+            block as usize / PAGE
+        }
+    }
+}
+
+impl Default for Pages {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// SAFETY: blocks are carved from pages that `grow` handed over and nothing else uses; the
+// cursor only moves back over the newest block.
+unsafe impl GlobalAlloc for Pages {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let fits = |next: usize| {
+            let start = next.checked_next_multiple_of(layout.align())?;
+            Some((start, start.checked_add(layout.size())?))
+        };
+        let (start, end) = match fits(self.next.get()) {
+            Some((start, end)) if self.next.get() != 0 && end <= self.end.get() => (start, end),
+            _ => {
+                // Grow by enough pages for the block, however the new pages line up.
+                let Some(bytes) = layout.size().checked_add(layout.align()) else {
+                    return std::ptr::null_mut();
+                };
+                let pages = bytes.div_ceil(PAGE);
+                let old = Self::grow(pages);
+                if old == usize::MAX {
+                    return std::ptr::null_mut();
+                }
+                let base = old * PAGE;
+                if base != self.end.get() || self.next.get() == 0 {
+                    // Not contiguous with the current run (or the first run): start afresh.
+                    self.next.set(base);
+                }
+                self.end.set(base + pages * PAGE);
+                match fits(self.next.get()) {
+                    Some((start, end)) if end <= self.end.get() => (start, end),
+                    _ => return std::ptr::null_mut(),
+                }
+            }
+        };
+        self.next.set(end);
+        start as *mut u8
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if ptr as usize + layout.size() == self.next.get() {
+            self.next.set(ptr as usize);
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let start = ptr as usize;
+        if start + layout.size() == self.next.get() && start + new_size <= self.end.get() {
+            self.next.set(start + new_size);
+            return ptr;
+        }
+        if new_size <= layout.size() {
+            return ptr;
+        }
+        // SAFETY: the caller guarantees `new_size` with the old alignment is a valid layout.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: `new_size > layout.size() >= 0`, so the layout has a non-zero size.
+        let new = unsafe { self.alloc(new_layout) };
+        if !new.is_null() {
+            // SAFETY: both blocks are valid for `layout.size()` bytes and do not overlap.
+            unsafe { std::ptr::copy_nonoverlapping(ptr, new, layout.size()) };
+        }
+        new
+    }
+}
+
 #[cfg(all(
     feature = "arena",
     target_arch = "wasm32",
     not(target_feature = "atomics")
 ))]
 #[global_allocator]
-static ALLOCATOR: Arena<ARENA_BYTES, std::alloc::System> = Arena::new(std::alloc::System);
+static ALLOCATOR: Arena<ARENA_BYTES, Pages> = Arena::new(Pages::new());
 
 #[cfg(target_arch = "wasm32")]
 #[unsafe(no_mangle)]
@@ -213,6 +367,39 @@ mod tests {
             assert_eq!(std::slice::from_raw_parts(moved, 4), b"abcd");
             // Shrinking never moves.
             assert_eq!(arena.realloc(moved, layout(200, 1), 10), moved);
+        }
+    }
+
+    #[test]
+    fn pages_bump_grow_and_refuse() {
+        let pages = Pages::new();
+        unsafe {
+            let a = pages.alloc(layout(10, 1));
+            assert!(!a.is_null());
+            let b = pages.alloc(layout(8, 8));
+            assert_eq!(b as usize % 8, 0);
+            assert!(b as usize >= a as usize + 10);
+            // The newest block grows in place, then pops.
+            let grown = pages.realloc(b, layout(8, 8), 1000);
+            assert_eq!(grown, b);
+            pages.dealloc(grown, layout(1000, 8));
+            assert_eq!(
+                pages.alloc(layout(8, 8)),
+                b,
+                "the popped bytes are used again"
+            );
+            // An older block moves, with its bytes.
+            a.copy_from_nonoverlapping(b"0123456789".as_ptr(), 10);
+            let moved = pages.realloc(a, layout(10, 1), 20);
+            assert_ne!(moved, a);
+            assert_eq!(std::slice::from_raw_parts(moved, 10), b"0123456789");
+            // Past the run: new pages (natively never adjacent, so the block moves).
+            let big = pages.realloc(moved, layout(20, 1), 3 * PAGE);
+            assert!(!big.is_null());
+            assert_eq!(std::slice::from_raw_parts(big, 10), b"0123456789");
+            big.add(3 * PAGE - 1).write(1);
+            // More than memory can have: null, the ABI's "cannot allocate".
+            assert!(pages.alloc(layout(usize::MAX / 2, 1)).is_null());
         }
     }
 

@@ -8,10 +8,34 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// `Result` with this crate's [`Error`] as the default error type.
+/// `Result` with this crate's [`Error`] as the default error type: `Result<f64>` is
+/// `Result<f64, Error>`.
 pub type Result<T, E = Error> = core::result::Result<T, E>;
 
 /// An error of the guest's own, sent to the client as a JSON-RPC error.
+///
+/// Return it from an `#[export]` function as the `Err` of a `Result`; strings convert into it,
+/// so `Result<T, String>` and `Result<T, &str>` work too.
+///
+/// ```
+/// use fnhost_guest::{Error, Result, export};
+///
+/// /// Withdraws an amount from a balance.
+/// #[export]
+/// pub fn withdraw(balance: u64, amount: u64) -> Result<u64> {
+///     balance.checked_sub(amount).ok_or_else(|| {
+///         Error::new("insufficient funds")
+///             .with_code(4001)
+///             .with_data(fnhost_guest::serde_json::json!({"short_by": amount - balance}))
+///     })
+/// }
+///
+/// // What the host gets for [5, 7]: status 1, then the error.
+/// assert_eq!(
+///     __fnhost_invoke_withdraw(b"[5, 7]"),
+///     b"\x01{\"message\":\"insufficient funds\",\"code\":4001,\"data\":{\"short_by\":2}}"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Error {
     /// What went wrong, for a human; the JSON-RPC error's `message`.
@@ -23,7 +47,13 @@ pub struct Error {
 }
 
 impl Error {
-    /// An error with this message, no code and no data.
+    /// An error with this message, no code and no data. The client gets code -32010
+    /// (*guest error*).
+    ///
+    /// ```
+    /// let e = fnhost_guest::Error::new("division by zero");
+    /// assert_eq!((e.message.as_str(), e.code, e.data), ("division by zero", None, None));
+    /// ```
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
@@ -33,13 +63,30 @@ impl Error {
     }
 
     /// Sets the JSON-RPC error code. Codes in -32768..=-32000 are the host's: it replaces them.
+    ///
+    /// ```
+    /// let e = fnhost_guest::Error::new("not found").with_code(404);
+    /// assert_eq!(e.code, Some(404));
+    /// ```
     pub fn with_code(mut self, code: i64) -> Self {
         self.code = Some(code);
         self
     }
 
-    /// Sets the error's data. A value that cannot be serialized to JSON is replaced by a string
-    /// saying why, so the error itself is never lost.
+    /// Sets the error's data (the client finds it as `data.guest_data`). A value that cannot be
+    /// serialized to JSON is replaced by a string saying why, so the error itself is never lost.
+    ///
+    /// ```
+    /// use serde::Serialize;
+    ///
+    /// #[derive(Serialize)]
+    /// struct Missing {
+    ///     field: &'static str,
+    /// }
+    ///
+    /// let e = fnhost_guest::Error::new("incomplete").with_data(Missing { field: "name" });
+    /// assert_eq!(e.data, Some(fnhost_guest::serde_json::json!({"field": "name"})));
+    /// ```
     pub fn with_data(mut self, data: impl Serialize) -> Self {
         self.data = Some(serde_json::to_value(data).unwrap_or_else(|e| {
             serde_json::Value::String(format!("error data could not be serialized: {e}"))

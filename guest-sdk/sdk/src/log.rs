@@ -4,7 +4,16 @@
 //! [`fnhost_abi::MAX_LOG_MESSAGE`] bytes and keeps at most [`fnhost_abi::MAX_LOG_LINES`] lines
 //! per call. Built natively (unit tests) the lines go to stderr instead, so the same code runs
 //! in both places.
+//!
+//! ```
+//! use fnhost_guest::log;
+//!
+//! log::info("cache miss");
+//! log::warn(&format!("slow path for n = {}", 42));
+//! log::log(log::Level::Debug, "the same, with the level as a value");
+//! ```
 
+/// The level of a line: `Error`, `Warn`, `Info`, `Debug` or `Trace`.
 pub use fnhost_abi::LogLevel as Level;
 
 /// Logs `message` at `level`.
