@@ -36,6 +36,12 @@ pub enum Command {
         name: String,
         #[command(flatten)]
         limits: LimitArgs,
+        /// `public` or `key` (default: the host's --default-access).
+        #[arg(long)]
+        access: Option<String>,
+        /// Who may call it (CIDRs, within the host's --allow-from; repeatable).
+        #[arg(long = "allow-from", value_name = "CIDR")]
+        allow_from: Vec<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -48,6 +54,9 @@ pub enum Command {
         /// The whole params value as JSON (an array or an object); excludes ARGS.
         #[arg(long, conflicts_with = "args")]
         params: Option<String>,
+        /// An invoke key, for functions deployed with `access=key`.
+        #[arg(long, env = "FNHOST_KEY", hide_env_values = true)]
+        key: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -59,6 +68,68 @@ pub enum Command {
     /// Remove a module and its history.
     Remove {
         name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Manage caller keys (admin token): create, list, revoke.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Read the audit log (admin token).
+    Audit {
+        /// Entries numbered above this.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Compile one module in a child process (used by `serve`; module on stdin).
+    #[command(hide = true)]
+    CompileWorker {
+        settings: String,
+        engine_key: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; its secret is printed once.
+    Create {
+        /// A label for people.
+        #[arg(long)]
+        name: String,
+        /// `invoke` (call `key` functions) or `deploy` (deploy, remove, roll back names).
+        #[arg(long)]
+        role: String,
+        /// Scope patterns: `math`, `team-a-*`, `billing.charge` (repeatable).
+        #[arg(long = "scope", required = true)]
+        scope: Vec<String>,
+        /// RFC 3339 time after which the key is refused.
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// Calls per second (burst the same), for an invoke key.
+        #[arg(long)]
+        rate_per_s: Option<u32>,
+        /// Caps on what a deploy key may ask for.
+        #[arg(long)]
+        max_fuel: Option<u64>,
+        #[arg(long)]
+        max_memory_mib: Option<u64>,
+        #[arg(long)]
+        max_timeout_ms: Option<u64>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Revoke a key: refused from the next request on.
+    Revoke {
+        id: String,
         #[command(flatten)]
         remote: Remote,
     },
@@ -190,6 +261,18 @@ pub struct ServeArgs {
     /// Peers whose X-Forwarded-For / Forwarded headers are believed (CIDR, repeatable).
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     pub trusted_proxy: Vec<String>,
+    /// The access of a deploy that does not say: `public` (anyone who reaches the host may
+    /// call) or `key` (an invoke key is needed) [default: public].
+    #[arg(long)]
+    pub default_access: Option<String>,
+    /// Calls per second (burst the same) each client address may make to public functions
+    /// [default: no limit].
+    #[arg(long)]
+    pub public_rate_per_s: Option<u32>,
+    /// Address space one compile may use, in MiB (each compile runs in a child process,
+    /// killed at the compile budget) [default: 2048].
+    #[arg(long)]
+    pub compile_memory_mib: Option<u64>,
 }
 
 impl ServeArgs {
@@ -209,7 +292,8 @@ impl ServeArgs {
             max_calls_per_module, compile_timeout_ms, max_batch_len, max_batch_response_mib, tcp,
             tcp_idle_timeout_ms, tcp_request_timeout_ms, tcp_max_connections, header_timeout_ms,
             body_timeout_ms, idle_timeout_ms, write_timeout_ms, max_connections,
-            max_connections_per_ip, tls_cert, tls_key, tls_client_ca, tcp_tls;
+            max_connections_per_ip, tls_cert, tls_key, tls_client_ca, tcp_tls, default_access,
+            public_rate_per_s, compile_memory_mib;
             allow_from, admin_allow_from, trusted_proxy
         )
     }

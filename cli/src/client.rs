@@ -74,6 +74,8 @@ pub fn deploy(
     file: &Path,
     name: &str,
     limits: LimitOverrides,
+    access: Option<&str>,
+    allow_from: &[String],
 ) -> Result<ExitCode> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let mut url = remote.url(&format!("/v1/functions/{name}"));
@@ -84,6 +86,8 @@ pub fn deploy(
     ]
     .iter()
     .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
+    .chain(access.map(|a| format!("access={a}")))
+    .chain((!allow_from.is_empty()).then(|| format!("allow_from={}", allow_from.join(","))))
     .collect();
     if !query.is_empty() {
         url = format!("{url}?{}", query.join("&"));
@@ -124,6 +128,7 @@ pub fn call(
     method: &str,
     args: &[String],
     params: Option<&str>,
+    key: Option<&str>,
 ) -> Result<ExitCode> {
     let params = match params {
         Some(p) => {
@@ -137,10 +142,14 @@ pub fn call(
     };
     let request = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
     let url = remote.url("/rpc");
-    let response = remote
+    let mut post = remote
         .agent()
         .post(&url)
-        .header("Content-Type", "application/json")
+        .header("Content-Type", "application/json");
+    if let Some(key) = key {
+        post = post.header("Authorization", &format!("Bearer {key}"));
+    }
+    let response = post
         .send(serde_json::to_vec(&request)?.as_slice())
         .with_context(|| format!("cannot reach {url}"))?;
     let mut response = response;
@@ -243,4 +252,108 @@ pub async fn deploy_dir(app: &fnhost::AppState, dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `fnhost keys create|list|revoke`.
+pub fn keys(command: crate::args::KeysCommand) -> Result<ExitCode> {
+    use crate::args::KeysCommand;
+    match command {
+        KeysCommand::Create {
+            name,
+            role,
+            scope,
+            expires_at,
+            rate_per_s,
+            max_fuel,
+            max_memory_mib,
+            max_timeout_ms,
+            remote,
+        } => {
+            let mut body = json!({"name": name, "role": role, "scope": scope});
+            for (k, v) in [
+                ("rate_per_s", rate_per_s.map(u64::from)),
+                ("max_fuel", max_fuel),
+                ("max_memory_mib", max_memory_mib),
+                ("max_timeout_ms", max_timeout_ms),
+            ] {
+                if let Some(v) = v {
+                    body[k] = json!(v);
+                }
+            }
+            if let Some(t) = expires_at {
+                body["expires_at"] = json!(t);
+            }
+            let url = remote.url("/v1/keys");
+            let response = remote
+                .agent()
+                .post(&url)
+                .header("Authorization", &format!("Bearer {}", remote.token()?))
+                .header("Content-Type", "application/json")
+                .send(serde_json::to_vec(&body)?.as_slice())
+                .with_context(|| format!("cannot reach {url}"))?;
+            let (_, value) = read(response)?;
+            eprintln!(
+                "created {} ({}); its secret is shown this once:",
+                value["id"].as_str().unwrap_or("?"),
+                value["role"].as_str().unwrap_or("?")
+            );
+            println!("{}", value["secret"].as_str().unwrap_or("?"));
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::List { remote } => {
+            let url = remote.url("/v1/keys");
+            let response = remote
+                .agent()
+                .get(&url)
+                .header("Authorization", &format!("Bearer {}", remote.token()?))
+                .call()
+                .with_context(|| format!("cannot reach {url}"))?;
+            let (_, value) = read(response)?;
+            print(&value["keys"])?;
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Revoke { id, remote } => {
+            let url = remote.url(&format!("/v1/keys/{id}"));
+            let response = remote
+                .agent()
+                .delete(&url)
+                .header("Authorization", &format!("Bearer {}", remote.token()?))
+                .call()
+                .with_context(|| format!("cannot reach {url}"))?;
+            read(response)?;
+            eprintln!("revoked {id}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `fnhost audit`: one line per entry.
+pub fn audit(remote: &Remote, since: u64, limit: usize) -> Result<ExitCode> {
+    let url = remote.url(&format!("/v1/audit?since={since}&limit={limit}"));
+    let response = remote
+        .agent()
+        .get(&url)
+        .header("Authorization", &format!("Bearer {}", remote.token()?))
+        .call()
+        .with_context(|| format!("cannot reach {url}"))?;
+    let (_, value) = read(response)?;
+    for e in value["entries"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        let text = |k: &str| e[k].as_str().unwrap_or("-").to_owned();
+        println!(
+            "{:>5} {} {:<22} {:<15} {:<10} {:<20} {:<18} {}",
+            e["seq"],
+            text("time"),
+            text("actor"),
+            text("client"),
+            text("action"),
+            text("target"),
+            text("outcome"),
+            text("detail")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

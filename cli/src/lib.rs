@@ -23,16 +23,38 @@ pub fn main() -> ExitCode {
             file,
             name,
             limits,
+            access,
+            allow_from,
             remote,
-        } => client::deploy(&remote, &file, &name, limits.overrides()),
+        } => client::deploy(
+            &remote,
+            &file,
+            &name,
+            limits.overrides(),
+            access.as_deref(),
+            &allow_from,
+        ),
         Command::Call {
             method,
             args,
             params,
+            key,
             remote,
-        } => client::call(&remote, &method, &args, params.as_deref()),
+        } => client::call(&remote, &method, &args, params.as_deref(), key.as_deref()),
         Command::List { remote } => client::list(&remote),
         Command::Remove { name, remote } => client::remove(&remote, &name),
+        Command::Keys(command) => client::keys(command),
+        Command::Audit {
+            since,
+            limit,
+            remote,
+        } => client::audit(&remote, since, limit),
+        Command::CompileWorker {
+            settings,
+            engine_key,
+        } => Ok(ExitCode::from(
+            fnhost::sandbox::worker::worker_main(&settings, &engine_key) as u8,
+        )),
     };
     match result {
         Ok(code) => code,

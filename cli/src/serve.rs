@@ -102,6 +102,18 @@ fn config(args: &ServeArgs) -> Result<Config> {
         }
     };
     config.tcp_tls = args.tcp_tls.unwrap_or(false);
+    if let Some(access) = &args.default_access {
+        config.default_access = access
+            .parse()
+            .map_err(|why: String| anyhow!("default_access (--default-access): {why}"))?;
+    }
+    config.public_rate_per_s = args.public_rate_per_s;
+    set(
+        &mut config.compile_memory_bytes,
+        args.compile_memory_mib.map(|m| m.saturating_mul(1 << 20)),
+    );
+    // Each compile runs in this same binary, re-executed as a worker.
+    config.compile_worker = fnhost::sandbox::worker::current_exe();
     let rule = |flag, items: &[String]| {
         fnhost::net::parse_rule(flag, items).map_err(|(flag, why)| anyhow!("{flag}: {why}"))
     };

@@ -130,6 +130,11 @@ pub struct Config {
     pub compile_concurrency: usize,
     /// A compile taking longer than this is refused (the module is not stored).
     pub compile_timeout: Duration,
+    /// Run each compile in this executable (`EXE compile-worker`), killed at the budget and
+    /// capped by `compile_memory_bytes`; `None`: compile in process (tests, embedding).
+    pub compile_worker: Option<PathBuf>,
+    /// Address space one compile worker may use.
+    pub compile_memory_bytes: u64,
     /// Functions a module may define; more is refused before compiling.
     pub max_functions: u32,
     /// Calls running at once per module name; past it callers get `busy`.
@@ -182,6 +187,11 @@ pub struct Config {
     pub admin_allow_from: Vec<IpNet>,
     /// Peers whose `X-Forwarded-For`/`Forwarded` headers are believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// The access mode of a deploy that does not give one (`?access=`).
+    pub default_access: crate::store::Access,
+    /// Calls per second (burst the same) each client address may make to `public` functions;
+    /// `None`: no limit.
+    pub public_rate_per_s: Option<u32>,
 }
 
 /// The PEM files of the server's certificate (a chain is allowed) and key, and optionally the
@@ -205,6 +215,8 @@ pub struct Live {
     pub body_timeout: Duration,
     pub caps: crate::server::Caps,
     pub defaults: Limits,
+    pub default_access: crate::store::Access,
+    pub public_rate_per_s: Option<u32>,
 }
 
 impl Live {
@@ -230,6 +242,8 @@ impl Live {
                     .unwrap_or_else(|| crate::server::per_ip_share(total)),
             },
             defaults: config.defaults,
+            default_access: config.default_access,
+            public_rate_per_s: config.public_rate_per_s,
         }
     }
 }
@@ -258,6 +272,8 @@ pub fn restart_only_differences(running: &Config, new: &Config) -> Vec<&'static 
         max_batch_response_bytes,
         compile_concurrency,
         compile_timeout,
+        compile_worker,
+        compile_memory_bytes,
         max_functions,
         max_calls_per_module,
         max_table_elements,
@@ -303,6 +319,8 @@ impl Config {
             max_batch_response_bytes: 16 << 20,
             compile_concurrency: 2,
             compile_timeout: Duration::from_secs(30),
+            compile_worker: None,
+            compile_memory_bytes: 2 << 30,
             max_functions: 20_000,
             max_calls_per_module: 64,
             max_table_elements: 10_000,
@@ -326,6 +344,8 @@ impl Config {
             allow_from: Vec::new(),
             admin_allow_from: Vec::new(),
             trusted_proxies: Vec::new(),
+            default_access: crate::store::Access::Public,
+            public_rate_per_s: None,
         }
     }
 
@@ -363,6 +383,7 @@ impl Config {
         positive("--max-concurrent-calls", self.max_concurrent_calls > 0)?;
         positive("--max-calls-per-module", self.max_calls_per_module > 0)?;
         positive("--compile-timeout-ms", !self.compile_timeout.is_zero())?;
+        positive("--compile-memory-mib", self.compile_memory_bytes >> 20 > 0)?;
         positive("compile_concurrency", self.compile_concurrency > 0)?;
         positive("--max-batch-len", self.max_batch_len > 0)?;
         positive(
@@ -385,6 +406,7 @@ impl Config {
             !self.tcp_request_timeout.is_zero(),
         )?;
         positive("--tcp-max-connections", self.tcp_max_connections > 0)?;
+        positive("--public-rate-per-s", self.public_rate_per_s != Some(0))?;
         positive("--header-timeout-ms", !self.header_timeout.is_zero())?;
         positive("--body-timeout-ms", !self.body_timeout.is_zero())?;
         positive("--idle-timeout-ms", !self.idle_timeout.is_zero())?;

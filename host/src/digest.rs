@@ -17,6 +17,11 @@ impl Digest {
         Self(Sha256::digest(bytes).into())
     }
 
+    /// The 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// Lower-case hex, 64 characters.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)

@@ -99,6 +99,8 @@ kinds! {
         "The request body did not arrive within the body timeout; nothing was run.";
     Forbidden => -32048, FORBIDDEN, "forbidden",
         "The caller may not do this (its address, or its key's scope).";
+    RateLimited => -32049, TOO_MANY_REQUESTS, "rate_limited",
+        "The caller is over its rate of calls; retry after `data.retry_after_ms`.";
 }
 
 /// A failure as a caller sees it.

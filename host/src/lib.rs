@@ -23,13 +23,16 @@
 )]
 
 pub mod artifacts;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod context;
 pub mod digest;
 pub mod error;
 pub mod http;
+pub mod keys;
 pub mod net;
+pub mod ratelimit;
 pub mod registry;
 pub mod rpc;
 pub mod sandbox;
@@ -56,6 +59,10 @@ pub struct App {
     pub tls: Option<Arc<server::tls::Tls>>,
     /// The open-file limit in force (raised to the hard limit at start).
     pub open_files: u64,
+    /// Caller keys (invoke and deploy), loaded from the store.
+    pub keys: keys::Keys,
+    /// Per-address rate limit of public functions (`--public-rate-per-s`), when set.
+    pub public_rate: arc_swap::ArcSwapOption<ratelimit::PerAddress>,
     pub registry: registry::Registry,
     pub admin: auth::AdminToken,
     /// Bounds calls in flight; past it callers get `busy` at once rather than queueing.
@@ -115,8 +122,12 @@ impl App {
         );
         let sandbox = Arc::new(sandbox::Sandbox::new(&config)?);
         let admin = auth::AdminToken::load(config.admin_token.clone(), &config.data_dir)?;
+        let keys = keys::Keys::load(store.clone()).await?;
         let registry = registry::Registry::open(&config, sandbox, store).await?;
+        let public_rate = arc_swap::ArcSwapOption::new(public_limiter(live.public_rate_per_s));
         let app = Arc::new(App {
+            keys,
+            public_rate,
             call_slots: Semaphore::new(config.max_concurrent_calls as usize),
             live: ArcSwap::from_pointee(live),
             tls,
@@ -132,6 +143,17 @@ impl App {
         let loader = app.clone();
         tokio::spawn(async move {
             loader.registry.load_all().await;
+        });
+        // Forget addresses whose public rate has refilled (ratelimit.rs bounds memory so).
+        let weak = Arc::downgrade(&app);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let Some(app) = weak.upgrade() else { return };
+                if let Some(limiter) = app.public_rate.load_full() {
+                    limiter.prune();
+                }
+            }
         });
         Ok(app)
     }
@@ -189,6 +211,11 @@ impl App {
     pub fn calls_in_flight(&self) -> usize {
         self.config.max_concurrent_calls as usize - self.call_slots.available_permits()
     }
+}
+
+fn public_limiter(rate: Option<u32>) -> Option<Arc<ratelimit::PerAddress>> {
+    rate.and_then(std::num::NonZeroU32::new)
+        .map(|r| Arc::new(ratelimit::PerAddress::new(r)))
 }
 
 /// The HTTP application.

@@ -68,7 +68,13 @@ pub(super) async fn jsonrpc(State(app): State<AppState>, request: Request) -> Re
     let Some(out) = reply.body else {
         return StatusCode::NO_CONTENT.into_response();
     };
-    let mut response = json_response(StatusCode::OK, out);
+    let status = reply.refused.map_or(StatusCode::OK, |r| r.kind.status());
+    let mut response = json_response(status, out);
+    if let Some(ms) = reply.refused.and_then(|r| r.retry_after_ms) {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(ms.div_ceil(1000)));
+    }
     if let Some(usage) = reply.usage {
         let headers = response.headers_mut();
         headers.insert(FUEL_USED.clone(), HeaderValue::from(usage.fuel_used));

@@ -26,7 +26,7 @@ use crate::context::Peer;
 use crate::error::Error;
 use crate::{AppState, rpc};
 
-pub use admin::Admin;
+pub use admin::{Actor, Admin};
 
 /// The whole HTTP surface.
 pub fn router(app: AppState) -> Router {
@@ -37,6 +37,9 @@ pub fn router(app: AppState) -> Router {
             "/v1/functions/{name}",
             get(admin::show).put(admin::deploy).delete(admin::remove),
         )
+        .route("/v1/keys", get(admin::list_keys).post(admin::create_key))
+        .route("/v1/keys/{id}", axum::routing::delete(admin::revoke_key))
+        .route("/v1/audit", get(admin::audit))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             admin::addresses,

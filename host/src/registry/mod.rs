@@ -37,13 +37,17 @@ pub struct DeployOptions {
     pub limits: LimitOverrides,
     /// Who may call the function (CIDRs); empty: the host's callers.
     pub allow_from: Vec<ipnet::IpNet>,
+    /// Whether calls need an invoke key.
+    pub access: crate::store::Access,
+    /// Who deploys (`admin` or a key id): compiles are queued fairly between deployers.
+    pub deployer: String,
 }
 
 impl From<LimitOverrides> for DeployOptions {
     fn from(limits: LimitOverrides) -> Self {
         Self {
             limits,
-            allow_from: Vec::new(),
+            ..Self::default()
         }
     }
 }
@@ -175,6 +179,11 @@ impl Registry {
         }
     }
 
+    /// The store the registry writes to (keys and the audit log share it).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
     /// The default limits in force.
     pub fn defaults(&self) -> Limits {
         *self
@@ -250,6 +259,8 @@ impl Registry {
         let DeployOptions {
             limits: overrides,
             allow_from,
+            access,
+            deployer,
         } = options.into();
         validate_name(name)?;
         let limits = overrides.resolve(&self.defaults(), &self.maxima)?;
@@ -258,6 +269,7 @@ impl Registry {
                 e.current().sha256 == *digest
                     && e.current().limits == overrides
                     && e.current().allow_from == allow_from
+                    && e.current().access == access
                     && e.unavailable().is_none()
             })
         };
@@ -272,7 +284,10 @@ impl Registry {
             // Another name serves these bytes: no second compile.
             Some(program) => (program, None),
             None => {
-                let compiled = self.compiler.compile(name, digest, &bytes).await?;
+                let compiled = self
+                    .compiler
+                    .compile(name, digest, &bytes, &deployer)
+                    .await?;
                 (Arc::new(compiled.program), Some(compiled.artifact))
             }
         };
@@ -302,6 +317,7 @@ impl Registry {
             limits: overrides,
             functions: program.functions().to_vec(),
             allow_from,
+            access,
         };
         let record = self
             .store

@@ -30,7 +30,7 @@ pub async fn dispatch(
     params: &[u8],
 ) -> Result<CallOutput, Error> {
     let start = Instant::now();
-    if let Some(answer) = builtin(app, method, params) {
+    if let Some(answer) = builtin(app, ctx, method, params) {
         let value = answer?;
         let result = serde_json::value::to_raw_value(&value).map_err(|e| {
             tracing::error!(error = %e, method, "cannot encode a builtin answer");
@@ -68,13 +68,6 @@ pub async fn dispatch(
         .with("function", function)
         .with("reason", "function_not_found"));
     };
-    if let Some(ip) = ctx.client
-        && !crate::net::allows(&entry.current().allow_from, ip)
-    {
-        return Err(crate::net::refused(ip, &format!("call `{module}`"))
-            .with("method", method)
-            .with("module", module));
-    }
     let unavailable = |reason: String| {
         Error::new(
             Kind::ModuleUnavailable,
@@ -82,7 +75,8 @@ pub async fn dispatch(
         )
         .with("module", module)
     };
-    let result = match params::check(meta, params) {
+    let admitted = admit(app, ctx, &entry, function).and_then(|()| params::check(meta, params));
+    let result = match admitted {
         Err(e) => Err(e.with("module", module).with("function", function)),
         Ok(()) => match (app.call_slots.try_acquire(), entry.call_slots.try_acquire()) {
             (Ok(_total), Ok(_module)) => match app.registry.program(&entry).await {
@@ -135,8 +129,52 @@ pub async fn dispatch(
     result
 }
 
+/// Whether `ctx` may call `function` of `entry` now: its client address within the function's
+/// `allow_from`, an invoke key covering it for a `key` function, and within its rate (the
+/// key's, or its address's for a public function).
+fn admit(
+    app: &App,
+    ctx: &CallContext,
+    entry: &crate::registry::Entry,
+    function: &str,
+) -> Result<(), Error> {
+    let module = &*entry.name;
+    let version = entry.current();
+    if let Some(ip) = ctx.client
+        && !crate::net::allows(&version.allow_from, ip)
+    {
+        return Err(crate::net::refused(ip, &format!("call `{module}`")));
+    }
+    match version.access {
+        crate::store::Access::Key => {
+            let key = app
+                .keys
+                .authorize_call(ctx.credentials.secret(), module, function)?;
+            key.take().map_err(|wait| {
+                crate::ratelimit::limited(
+                    wait,
+                    &format!("the key `{}`", key.id()),
+                    key.record.rate_per_s.unwrap_or(0),
+                )
+                .with("key", key.id())
+            })
+        }
+        crate::store::Access::Public => match (app.public_rate.load().as_ref(), ctx.client) {
+            (Some(limiter), Some(ip)) => limiter.take(ip).map_err(|wait| {
+                crate::ratelimit::limited(wait, &format!("the client address {ip}"), limiter.rate())
+            }),
+            _ => Ok(()),
+        },
+    }
+}
+
 /// The protocol's own methods; `None` for anything else.
-fn builtin(app: &App, method: &str, params: &[u8]) -> Option<Result<Value, Error>> {
+fn builtin(
+    app: &App,
+    ctx: &CallContext,
+    method: &str,
+    params: &[u8],
+) -> Option<Result<Value, Error>> {
     let method_param = || -> Result<String, Error> {
         let bad = || {
             Error::new(
@@ -156,17 +194,22 @@ fn builtin(app: &App, method: &str, params: &[u8]) -> Option<Result<Value, Error
         }
     };
     Some(match method {
-        "system.listMethods" => Ok(Value::from(system::list_methods(app))),
+        "system.listMethods" => Ok(Value::from(system::list_methods(app, ctx))),
         "system.methodHelp" => {
-            method_param().and_then(|m| system::method_help(app, &m).map(Value::from))
+            method_param().and_then(|m| system::method_help(app, ctx, &m).map(Value::from))
         }
-        "system.methodSignature" => {
-            method_param().and_then(|m| Ok(serde_json::json!(system::method_signature(app, &m)?)))
-        }
-        "rpc.discover" => Ok(system::discover(app)),
+        "system.methodSignature" => method_param()
+            .and_then(|m| Ok(serde_json::json!(system::method_signature(app, ctx, &m)?))),
+        "rpc.discover" => Ok(system::discover(app, ctx)),
         "system.multicall" => Err(Error::new(
             Kind::MethodNotFound,
             "`system.multicall` is answered on XML-RPC (/RPC2); JSON-RPC clients send a batch",
+        )
+        .with("method", method)),
+        "rpc.auth" => Err(Error::new(
+            Kind::MethodNotFound,
+            "`rpc.auth` is answered on the TCP transport; over HTTP send the key as \
+             `Authorization: Bearer fnk_…`",
         )
         .with("method", method)),
         _ if method.starts_with("rpc.") => Err(Error::new(
@@ -226,11 +269,40 @@ pub struct Usage {
 }
 
 /// A `/rpc` answer: the body (none when every request was a notification).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Reply {
     pub body: Option<Vec<u8>>,
     /// Set for a single successful call.
     pub usage: Option<Usage>,
+    /// Set for a single call refused for who the caller is (`unauthorized`, `forbidden`,
+    /// `rate_limited`): HTTP answers with the kind's status (and `Retry-After`).
+    pub refused: Option<Refused>,
+}
+
+/// Why a single call was refused, for the HTTP status of its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub kind: Kind,
+    pub retry_after_ms: Option<u64>,
+}
+
+impl Refused {
+    fn of(e: &Error) -> Option<Self> {
+        matches!(
+            e.kind,
+            Kind::Unauthorized | Kind::Forbidden | Kind::RateLimited
+        )
+        .then(|| Refused {
+            kind: e.kind,
+            retry_after_ms: e.data["retry_after_ms"].as_u64(),
+        })
+    }
+}
+
+/// What one request of a body came to.
+enum Outcome {
+    Done(Option<Usage>),
+    Refused(Refused),
 }
 
 /// Handles a JSON-RPC 2.0 body from the caller `ctx`: a request, a notification, or a batch.
@@ -242,17 +314,22 @@ pub async fn handle_jsonrpc(app: &App, ctx: &CallContext, body: &[u8]) -> Reply 
             jsonrpc::write_error(&mut out, None, &e);
             return Reply {
                 body: Some(out),
-                usage: None,
+                ..Reply::default()
             };
         }
     };
     match parsed {
         jsonrpc::Body::Single(raw) => {
             let mut out = Vec::with_capacity(128);
-            let usage = one(app, ctx, raw, &mut out, None).await;
+            let outcome = one(app, ctx, raw, &mut out, None).await;
+            let (usage, refused) = match outcome {
+                Outcome::Done(usage) => (usage, None),
+                Outcome::Refused(r) => (None, Some(r)),
+            };
             Reply {
                 body: (!out.is_empty()).then_some(out),
                 usage,
+                refused,
             }
         }
         jsonrpc::Body::Batch(items) => {
@@ -270,7 +347,7 @@ pub async fn handle_jsonrpc(app: &App, ctx: &CallContext, body: &[u8]) -> Reply 
                 jsonrpc::write_error(&mut out, None, &e);
                 return Reply {
                     body: Some(out),
-                    usage: None,
+                    ..Reply::default()
                 };
             }
             let budget = ResponseBudget::new(app.config.max_batch_response_bytes);
@@ -286,15 +363,12 @@ pub async fn handle_jsonrpc(app: &App, ctx: &CallContext, body: &[u8]) -> Reply 
                 out.extend_from_slice(&reply);
             }
             if out.is_empty() {
-                return Reply {
-                    body: None,
-                    usage: None,
-                };
+                return Reply::default();
             }
             out.push(b']');
             Reply {
                 body: Some(out),
-                usage: None,
+                ..Reply::default()
             }
         }
     }
@@ -308,34 +382,36 @@ async fn one(
     raw: &RawValue,
     out: &mut Vec<u8>,
     budget: Option<&ResponseBudget>,
-) -> Option<Usage> {
+) -> Outcome {
     let request = match jsonrpc::parse_request(raw) {
         Ok(request) => request,
         Err((id, e)) => {
             jsonrpc::write_error(out, id, &e);
-            return None;
+            return Outcome::Done(None);
         }
     };
     let params = request.params.map_or(&b""[..], |p| p.get().as_bytes());
     let result = dispatch(app, ctx, &request.method, params).await;
-    let id = request.id?;
+    let Some(id) = request.id else {
+        return Outcome::Done(None);
+    };
     let start = out.len();
-    let usage = match result {
+    let outcome = match result {
         Ok(output) => {
             jsonrpc::write_result(out, Some(id), &output.result);
-            Some(Usage {
+            Outcome::Done(Some(Usage {
                 fuel_used: output.fuel_used,
                 elapsed_us: output.elapsed.as_micros(),
-            })
+            }))
         }
         Err(e) => {
             jsonrpc::write_error(out, Some(id), &e);
-            None
+            Refused::of(&e).map_or(Outcome::Done(None), Outcome::Refused)
         }
     };
     if let Some(Err(e)) = budget.map(|b| b.take(out.len() - start)) {
         out.truncate(start);
         jsonrpc::write_error(out, Some(id), &e);
     }
-    usage
+    outcome
 }

@@ -6,7 +6,53 @@ use fnhost_abi::FunctionMeta;
 use serde_json::Value;
 
 use crate::App;
+use crate::context::CallContext;
 use crate::error::{Error, Kind};
+use crate::registry::Entry;
+
+/// Whether a caller presenting `secret` from `client` may call `function` of `entry` (any of
+/// its functions, when `None`): what introspection and listings show it.
+pub fn may_call(
+    app: &App,
+    secret: Option<&str>,
+    client: Option<std::net::IpAddr>,
+    entry: &Entry,
+    function: Option<&str>,
+) -> bool {
+    let version = entry.current();
+    if let Some(ip) = client
+        && !crate::net::allows(&version.allow_from, ip)
+    {
+        return false;
+    }
+    match version.access {
+        crate::store::Access::Public => true,
+        crate::store::Access::Key => {
+            let Some(key) = secret.and_then(|s| app.keys.verify(s).ok()) else {
+                return false;
+            };
+            key.record.role == crate::store::Role::Invoke
+                && match function {
+                    Some(f) => key.covers_call(&entry.name, f),
+                    None => entry
+                        .functions()
+                        .iter()
+                        .any(|f| key.covers_call(&entry.name, &f.name)),
+                }
+        }
+    }
+}
+
+fn visible(app: &App, ctx: &CallContext, entry: &Entry, function: &str) -> bool {
+    entry.unavailable().is_none()
+        && may_call(
+            app,
+            ctx.credentials.secret(),
+            ctx.client,
+            entry,
+            Some(function),
+        )
+}
 
 /// Methods the protocol layer answers itself, on every front end.
 pub const SYSTEM_METHODS: [&str; 4] = [
@@ -16,39 +62,48 @@ pub const SYSTEM_METHODS: [&str; 4] = [
     "system.multicall",
 ];
 
-/// Every callable method, sorted: each ready module's functions, then the system methods.
-pub fn list_methods(app: &App) -> Vec<String> {
+/// Every method `ctx` may call, sorted: each ready module's functions, then the system methods.
+pub fn list_methods(app: &App, ctx: &CallContext) -> Vec<String> {
     let mut methods: Vec<String> = Vec::new();
     for entry in app.registry.list() {
-        if entry.unavailable().is_none() {
-            methods.extend(
-                entry
-                    .functions()
-                    .iter()
-                    .map(|f| format!("{}.{}", entry.name, f.name)),
-            );
-        }
+        methods.extend(
+            entry
+                .functions()
+                .iter()
+                .filter(|f| visible(app, ctx, &entry, &f.name))
+                .map(|f| format!("{}.{}", entry.name, f.name)),
+        );
     }
     methods.sort();
     methods.extend(SYSTEM_METHODS.iter().map(|m| (*m).to_owned()));
     methods
 }
 
-/// The metadata of a guest method, or the error a caller should get.
-pub fn lookup(app: &App, method: &str) -> Result<FunctionMeta, Error> {
+/// The metadata of a guest method `ctx` may call, or the error a caller should get (a method
+/// it may not call does not exist, as far as introspection tells).
+pub fn lookup(app: &App, ctx: &CallContext, method: &str) -> Result<FunctionMeta, Error> {
     let not_found =
         || Error::new(Kind::MethodNotFound, format!("no method `{method}`")).with("method", method);
     let (module, function) = method.split_once('.').ok_or_else(not_found)?;
     let entry = app.registry.get(module).ok_or_else(not_found)?;
+    if !may_call(
+        app,
+        ctx.credentials.secret(),
+        ctx.client,
+        &entry,
+        Some(function),
+    ) {
+        return Err(not_found());
+    }
     entry.function(function).cloned().ok_or_else(not_found)
 }
 
 /// The doc comment of a method (empty when it has none).
-pub fn method_help(app: &App, method: &str) -> Result<String, Error> {
+pub fn method_help(app: &App, ctx: &CallContext, method: &str) -> Result<String, Error> {
     if let Some(help) = system_help(method) {
         return Ok(help.to_owned());
     }
-    lookup(app, method).map(|m| m.doc)
+    lookup(app, ctx, method).map(|m| m.doc)
 }
 
 fn system_help(method: &str) -> Option<&'static str> {
@@ -80,7 +135,11 @@ pub fn xmlrpc_type(schema: &Value) -> &'static str {
 }
 
 /// One signature per accepted arity: `[result, param...]` (XML-RPC type names).
-pub fn method_signature(app: &App, method: &str) -> Result<Vec<Vec<String>>, Error> {
+pub fn method_signature(
+    app: &App,
+    ctx: &CallContext,
+    method: &str,
+) -> Result<Vec<Vec<String>>, Error> {
     if system_help(method).is_some() {
         let sig: &[&str] = match method {
             "system.listMethods" => &["array"],
@@ -90,7 +149,7 @@ pub fn method_signature(app: &App, method: &str) -> Result<Vec<Vec<String>>, Err
         };
         return Ok(vec![sig.iter().map(|s| (*s).to_owned()).collect()]);
     }
-    let meta = lookup(app, method)?;
+    let meta = lookup(app, ctx, method)?;
     let result = xmlrpc_type(&meta.result).to_owned();
     if meta.raw {
         return Ok(vec![vec![result.clone()], vec![result, "any".to_owned()]]);
@@ -109,14 +168,14 @@ pub fn method_signature(app: &App, method: &str) -> Result<Vec<Vec<String>>, Err
         .collect())
 }
 
-/// The OpenRPC 1.3 document of every deployed method (`rpc.discover`).
-pub fn discover(app: &App) -> Value {
+/// The OpenRPC 1.3 document of every method `ctx` may call (`rpc.discover`).
+pub fn discover(app: &App, ctx: &CallContext) -> Value {
     let mut methods = Vec::new();
     for entry in app.registry.list() {
-        if entry.unavailable().is_some() {
-            continue;
-        }
         for f in entry.functions() {
+            if !visible(app, ctx, &entry, &f.name) {
+                continue;
+            }
             let summary = f.doc.lines().next().unwrap_or("").trim();
             let params: Vec<Value> = f
                 .params

@@ -28,6 +28,12 @@ pub(super) fn build(config: &Config) -> wasmtime::Result<Engine> {
     }
 }
 
+/// The same engine without the pooling allocator (a compile worker: it runs no instances, and
+/// must fit under an address-space limit the pool's reservation would break).
+pub(super) fn build_unpooled(config: &Config) -> wasmtime::Result<Engine> {
+    Engine::new(&wasm_config(config, false))
+}
+
 /// Names artifacts `engine` can load: a different wasmtime or configuration gets another key.
 pub(super) fn compat_key(engine: &Engine) -> String {
     let mut h = Sha256Hasher(sha2::Sha256::new());

@@ -18,6 +18,7 @@ mod limiter;
 mod output;
 mod state;
 mod trap;
+pub mod worker;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -63,6 +64,8 @@ pub struct Sandbox {
     ticker_stop: Arc<AtomicBool>,
     /// Names this engine's precompiled artifacts: a different wasmtime or config never loads them.
     compat_key: String,
+    /// Compiles run in this child process when set ([`worker`]).
+    worker: Option<worker::Worker>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -145,6 +148,12 @@ impl Sandbox {
         engine::spawn_ticker(&engine, config.epoch_tick, ticker_stop.clone())
             .map_err(|e| EngineError(format!("cannot start the epoch ticker: {e}")))?;
 
+        let worker = config.compile_worker.as_ref().map(|exe| worker::Worker {
+            exe: exe.clone(),
+            settings: serde_json::to_string(&worker::EngineSettings::of(config))
+                .unwrap_or_default(),
+            memory_bytes: config.compile_memory_bytes,
+        });
         Ok(Self {
             engine,
             linker,
@@ -152,6 +161,7 @@ impl Sandbox {
             caps,
             ticker_stop,
             compat_key,
+            worker,
         })
     }
 

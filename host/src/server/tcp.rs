@@ -115,6 +115,8 @@ async fn connection<S>(
     let mut reader = BufReader::new(reader);
     let max = app.config.max_request_bytes;
     let mut line = Vec::new();
+    // What `rpc.auth` last accepted on this connection.
+    let mut credentials = Credentials::None;
     loop {
         line.clear();
         // Wait for the next request, at most `idle`, and not past shutdown.
@@ -140,16 +142,21 @@ async fn connection<S>(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let ctx = CallContext {
-            transport: Transport::Tcp,
-            protocol: Protocol::JsonRpc,
-            peer: Some(peer),
-            client: Some(peer.ip().to_canonical()),
-            request_id: RequestId::generated(),
-            credentials: Credentials::None,
+        let answer = match auth_request(&line) {
+            Some((id, secret)) => Some(authenticate(app, &mut credentials, id, secret)),
+            None => {
+                let ctx = CallContext {
+                    transport: Transport::Tcp,
+                    protocol: Protocol::JsonRpc,
+                    peer: Some(peer),
+                    client: Some(peer.ip().to_canonical()),
+                    request_id: RequestId::generated(),
+                    credentials: credentials.clone(),
+                };
+                handle_jsonrpc(app, &ctx, &line).await.body
+            }
         };
-        let reply = handle_jsonrpc(app, &ctx, &line).await;
-        if let Some(mut body) = reply.body {
+        if let Some(mut body) = answer {
             body.push(b'\n');
             match timeout(config.tcp_request_timeout, writer.write_all(&body)).await {
                 Ok(Ok(())) => {}
@@ -157,6 +164,60 @@ async fn connection<S>(
             }
         }
     }
+}
+
+/// `{"jsonrpc":"2.0","id":…,"method":"rpc.auth","params":["fnk_…"]}` (or `{"key": "fnk_…"}`):
+/// the id and the secret, when `line` is such a request.
+fn auth_request(line: &[u8]) -> Option<(Option<Box<serde_json::value::RawValue>>, Option<String>)> {
+    if !line.windows(8).any(|w| w == b"rpc.auth") {
+        return None;
+    }
+    let Ok(jsonrpc::Body::Single(raw)) = jsonrpc::parse_body(line) else {
+        return None;
+    };
+    let request = jsonrpc::parse_request(raw).ok()?;
+    if request.method != "rpc.auth" {
+        return None;
+    }
+    let secret = request.params.and_then(|p| {
+        match serde_json::from_str::<serde_json::Value>(p.get()).ok()? {
+            serde_json::Value::Array(a) if a.len() == 1 => a[0].as_str().map(str::to_owned),
+            serde_json::Value::Object(o) => o.get("key")?.as_str().map(str::to_owned),
+            _ => None,
+        }
+    });
+    Some((request.id.map(|id| id.to_owned()), secret))
+}
+
+/// Answers `rpc.auth`: on success the connection's later requests carry the key; on failure
+/// the connection keeps what it had.
+fn authenticate(
+    app: &AppState,
+    credentials: &mut Credentials,
+    id: Option<Box<serde_json::value::RawValue>>,
+    secret: Option<String>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    let id = id.as_deref();
+    let Some(secret) = secret else {
+        let e = Error::new(
+            Kind::InvalidParams,
+            "`rpc.auth` takes one parameter: the key, [\"fnk_…\"] or {\"key\": \"fnk_…\"}",
+        )
+        .with("param", "key");
+        jsonrpc::write_error(&mut out, id, &e);
+        return out;
+    };
+    match app.keys.verify(&secret) {
+        Ok(key) => {
+            *credentials = Credentials::Bearer(secret);
+            let result = serde_json::json!({"key": key.id(), "name": key.record.name});
+            let raw = serde_json::value::to_raw_value(&result).unwrap_or_default();
+            jsonrpc::write_result(&mut out, id, &raw);
+        }
+        Err(e) => jsonrpc::write_error(&mut out, id, &e),
+    }
+    out
 }
 
 /// Reads up to and excluding the next `\n` into `line`, within `deadline` and `max` bytes.

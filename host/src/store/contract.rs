@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{NewVersion, Store, StoreErrorKind};
+use super::{AuditEntry, KeyRecord, NewVersion, Role, Store, StoreErrorKind};
 use crate::config::LimitOverrides;
 use crate::digest::Digest;
 
@@ -38,6 +38,7 @@ pub fn version(bytes: &[u8]) -> NewVersion {
         limits: LimitOverrides::default(),
         functions: Vec::new(),
         allow_from: Vec::new(),
+        access: Default::default(),
     }
 }
 
@@ -253,6 +254,87 @@ pub async fn unknown_things_are_not_found(b: &dyn Backend) {
     assert!(store.names().await.unwrap().is_empty());
 }
 
+fn key(id: &str) -> KeyRecord {
+    KeyRecord {
+        id: id.to_owned(),
+        name: format!("{id} name"),
+        role: Role::Invoke,
+        scope: vec!["math".into(), "team-a-*".into()],
+        created_at: "2026-01-01T00:00:00Z".into(),
+        expires_at: None,
+        rate_per_s: Some(5),
+        max_fuel: None,
+        max_memory_mib: None,
+        max_timeout_ms: None,
+        secret_sha256: Digest::of(id.as_bytes()),
+    }
+}
+
+/// Keys are stored whole, listed by id, updated in place, deleted, and survive reopening.
+pub async fn keys_are_kept_updated_and_deleted(b: &dyn Backend) {
+    let store = b.open().await;
+    store.put_key(key("key_b")).await.unwrap();
+    store.put_key(key("key_a")).await.unwrap();
+    let mut changed = key("key_b");
+    changed.scope = vec!["billing.charge".into()];
+    store.put_key(changed.clone()).await.unwrap();
+    let again = b.open().await;
+    assert_eq!(
+        again.keys().await.unwrap(),
+        vec![key("key_a"), changed.clone()]
+    );
+    assert_eq!(again.delete_key("key_b").await.unwrap(), Some(changed));
+    assert_eq!(again.delete_key("key_b").await.unwrap(), None);
+    assert_eq!(again.delete_key("../names/x").await.unwrap(), None);
+    assert_eq!(b.open().await.keys().await.unwrap(), vec![key("key_a")]);
+}
+
+fn entry(action: &str) -> AuditEntry {
+    AuditEntry {
+        seq: 0,
+        time: "2026-01-01T00:00:00.000Z".into(),
+        actor: "admin".into(),
+        key_name: None,
+        client: Some("127.0.0.1".into()),
+        action: action.into(),
+        target: "math".into(),
+        sha256: Some(Digest::of(b"m")),
+        outcome: "ok".into(),
+        detail: None,
+    }
+}
+
+/// The audit log numbers entries in order, never loses one, and survives reopening.
+pub async fn the_audit_log_is_append_only_and_numbered(b: &dyn Backend) {
+    let store = b.open().await;
+    for action in ["deploy", "remove", "key_create"] {
+        store.append_audit(entry(action)).await.unwrap();
+    }
+    let again = b.open().await;
+    assert_eq!(again.append_audit(entry("rollback")).await.unwrap(), 4);
+    let all = again.audit(0, 100).await.unwrap();
+    let seen: Vec<(u64, &str)> = all.iter().map(|e| (e.seq, e.action.as_str())).collect();
+    assert_eq!(
+        seen,
+        vec![
+            (1, "deploy"),
+            (2, "remove"),
+            (3, "key_create"),
+            (4, "rollback")
+        ]
+    );
+    assert_eq!(
+        all[0],
+        AuditEntry {
+            seq: 1,
+            ..entry("deploy")
+        }
+    );
+    let page = again.audit(1, 2).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
+    assert!(again.audit(4, 10).await.unwrap().is_empty());
+}
+
 /// Expands to one `#[tokio::test]` per contract check, each with a fresh backend from `$make`.
 #[macro_export]
 macro_rules! store_contract_tests {
@@ -267,6 +349,8 @@ macro_rules! store_contract_tests {
             concurrent_writers_to_one_name_lose_nothing,
             corrupt_bytes_are_reported,
             unknown_things_are_not_found,
+            keys_are_kept_updated_and_deleted,
+            the_audit_log_is_append_only_and_numbered,
         );
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {

@@ -6,6 +6,8 @@
 //! <data-dir>/
 //!   modules/<sha256>.wasm            module bytes, content-addressed, never rewritten
 //!   names/<name>.json                one name's version history; the commit point of a deploy
+//!   keys/<key id>.json               one caller key (its secret's SHA-256, never the secret)
+//!   audit.log                        the audit log: one JSON entry per line, append-only
 //!   tmp/                             files being written; emptied at start, never read
 //! ```
 //!
@@ -23,7 +25,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::atomic::{clear_dir, sync_dir, write_atomic};
-use super::{NameRecord, NewVersion, Store, StoreError, StoreErrorKind, StoreStats, append};
+use super::{
+    AuditEntry, KeyRecord, NameRecord, NewVersion, Store, StoreError, StoreErrorKind, StoreStats,
+    append,
+};
 use crate::digest::Digest;
 
 /// The data directory.
@@ -37,10 +42,15 @@ struct Inner {
     root: PathBuf,
     modules: PathBuf,
     names: PathBuf,
+    keys: PathBuf,
+    audit: PathBuf,
     tmp: PathBuf,
     /// Commits and garbage collection take turns, so a collection never deletes bytes a commit
     /// has just written for a record it has not written yet.
     writer: Mutex<()>,
+    /// The last audit entry's number once known (0: read it from the log first), so an append
+    /// does not read the whole log.
+    audit_seq: std::sync::atomic::AtomicU64,
 }
 
 fn io_err(what: &str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
@@ -60,10 +70,13 @@ impl FileStore {
             root: root.to_owned(),
             modules: root.join("modules"),
             names: root.join("names"),
+            keys: root.join("keys"),
+            audit: root.join("audit.log"),
             tmp: root.join("tmp"),
             writer: Mutex::new(()),
+            audit_seq: std::sync::atomic::AtomicU64::new(0),
         };
-        for dir in [&inner.modules, &inner.names, &inner.tmp] {
+        for dir in [&inner.modules, &inner.names, &inner.keys, &inner.tmp] {
             fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
         }
         clear_dir(&inner.tmp).map_err(step_err)?;
@@ -203,6 +216,57 @@ impl FileStore {
     }
 }
 
+impl FileStore {
+    fn key_path(&self, id: &str) -> Result<PathBuf, StoreError> {
+        // Ids are made here (`key_` + hex), but never trust one to be a file name.
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(StoreError::new(
+                StoreErrorKind::NotFound,
+                format!("no key {id:?}"),
+            ));
+        }
+        Ok(self.inner.keys.join(format!("{id}.json")))
+    }
+
+    fn read_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let dir = &self.inner.keys;
+        let mut keys = Vec::new();
+        for entry in fs::read_dir(dir).map_err(io_err("cannot list", dir))? {
+            let path = entry.map_err(io_err("cannot list", dir))?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            match fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<KeyRecord>(&b).map_err(|e| e.to_string()))
+            {
+                Ok(key) => keys.push(key),
+                Err(error) => {
+                    tracing::error!(path = %path.display(), %error, "unreadable key record; skipped")
+                }
+            }
+        }
+        keys.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(keys)
+    }
+
+    /// Every readable entry of the audit log, in order. A torn last line (a crash while it
+    /// was appended) is skipped.
+    fn read_audit(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        let path = &self.inner.audit;
+        let text = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("cannot read", path)(e)),
+        };
+        Ok(text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| serde_json::from_slice::<AuditEntry>(l).ok())
+            .collect())
+    }
+}
+
 /// Decodes a record, which must name the file it is in.
 fn parse_record(path: &Path, bytes: &[u8]) -> Result<NameRecord, String> {
     let record: NameRecord = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
@@ -319,6 +383,96 @@ impl Store for FileStore {
         })
         .await
     }
+
+    async fn put_key(&self, key: KeyRecord) -> Result<(), StoreError> {
+        self.blocking(move |store| {
+            let path = store.key_path(&key.id)?;
+            let json = serde_json::to_vec_pretty(&key).map_err(|e| {
+                StoreError::new(StoreErrorKind::Backend, format!("cannot encode: {e}"))
+            })?;
+            store.write(&path, &json)
+        })
+        .await
+    }
+
+    async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        self.blocking(FileStore::read_keys).await
+    }
+
+    async fn delete_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let id = id.to_owned();
+        self.blocking(move |store| {
+            let path = match store.key_path(&id) {
+                Ok(path) => path,
+                Err(_) => return Ok(None),
+            };
+            let key = store.read_keys()?.into_iter().find(|k| k.id == id);
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    sync_dir(&path).map_err(step_err)?;
+                    Ok(key)
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io_err("cannot remove", &path)(e)),
+            }
+        })
+        .await
+    }
+
+    async fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
+        self.blocking(move |store| store.append_line(entry)).await
+    }
+
+    async fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.blocking(move |store| {
+            Ok(store
+                .read_audit()?
+                .into_iter()
+                .filter(|e| e.seq > after)
+                .take(limit)
+                .collect())
+        })
+        .await
+    }
+}
+
+impl FileStore {
+    fn append_line(&self, entry: AuditEntry) -> Result<u64, StoreError> {
+        use std::io::Write;
+        let _writer = self.lock();
+        let path = &self.inner.audit;
+        use std::sync::atomic::Ordering::Relaxed;
+        let last = match self.inner.audit_seq.load(Relaxed) {
+            0 => self.read_audit()?.last().map_or(0, |e| e.seq),
+            n => n,
+        };
+        let seq = last + 1;
+        let mut line = serde_json::to_vec(&AuditEntry { seq, ..entry })
+            .map_err(|e| StoreError::new(StoreErrorKind::Backend, format!("cannot encode: {e}")))?;
+        line.push(b'\n');
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(io_err("cannot open", path))?;
+        // After a torn last line, start a fresh one rather than gluing onto it.
+        let len = file.metadata().map_err(io_err("cannot stat", path))?.len();
+        if len > 0 {
+            let mut last = [0u8; 1];
+            use std::os::unix::fs::FileExt;
+            file.read_exact_at(&mut last, len - 1)
+                .map_err(io_err("cannot read", path))?;
+            if last[0] != b'\n' {
+                line.insert(0, b'\n');
+            }
+        }
+        file.write_all(&line)
+            .map_err(io_err("cannot append to", path))?;
+        file.sync_all().map_err(io_err("cannot fsync", path))?;
+        self.inner.audit_seq.store(seq, Relaxed);
+        Ok(seq)
+    }
 }
 
 #[cfg(test)]
@@ -384,6 +538,37 @@ mod tests {
             .map(|r| r.name)
             .collect();
         assert_eq!(names, vec!["good"]);
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_audit_line_is_skipped_and_the_next_starts_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        let entry = |action: &str| AuditEntry {
+            seq: 0,
+            time: "t".into(),
+            actor: "admin".into(),
+            key_name: None,
+            client: None,
+            action: action.into(),
+            target: "m".into(),
+            sha256: None,
+            outcome: "ok".into(),
+            detail: None,
+        };
+        store.append_audit(entry("deploy")).await.unwrap();
+        // A crash in the middle of the next append.
+        let path = dir.path().join("audit.log");
+        let mut torn = fs::read(&path).unwrap();
+        torn.extend_from_slice(b"{\"seq\":2,\"time\":\"t\",\"act");
+        fs::write(&path, torn).unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        assert_eq!(store.append_audit(entry("remove")).await.unwrap(), 2);
+        let all = store.audit(0, 10).await.unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+            ["deploy", "remove"]
+        );
     }
 
     #[tokio::test]

@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use super::{NameRecord, NewVersion, Store, StoreError, StoreErrorKind, StoreStats, append};
+use super::{
+    AuditEntry, KeyRecord, NameRecord, NewVersion, Store, StoreError, StoreErrorKind, StoreStats,
+    append,
+};
 use crate::digest::Digest;
 
 /// See the module docs.
@@ -20,6 +23,8 @@ pub struct MemoryStore {
 struct State {
     modules: HashMap<Digest, Arc<[u8]>>,
     names: BTreeMap<String, NameRecord>,
+    keys: BTreeMap<String, KeyRecord>,
+    audit: Vec<AuditEntry>,
     /// The next write fails with this kind, changing nothing.
     fail_next: Option<StoreErrorKind>,
 }
@@ -148,6 +153,42 @@ impl Store for MemoryStore {
             module_bytes: state.modules.values().map(|b| b.len() as u64).sum(),
             names: state.names.len(),
         })
+    }
+
+    async fn put_key(&self, key: KeyRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state.injected()?;
+        state.keys.insert(key.id.clone(), key);
+        Ok(())
+    }
+
+    async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        Ok(self.lock().keys.values().cloned().collect())
+    }
+
+    async fn delete_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let mut state = self.lock();
+        state.injected()?;
+        Ok(state.keys.remove(id))
+    }
+
+    async fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        state.injected()?;
+        let seq = state.audit.last().map_or(0, |e| e.seq) + 1;
+        state.audit.push(AuditEntry { seq, ..entry });
+        Ok(seq)
+    }
+
+    async fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(self
+            .lock()
+            .audit
+            .iter()
+            .filter(|e| e.seq > after)
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }
 

@@ -16,6 +16,7 @@ mod atomic;
 pub mod contract;
 mod file;
 mod memory;
+mod records;
 
 use std::fmt;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::error::Error;
 pub use atomic::{clear_dir, write_atomic};
 pub use file::FileStore;
 pub use memory::MemoryStore;
+pub use records::{Access, AuditEntry, KeyRecord, Role};
 
 /// One deployed version of a name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +52,13 @@ pub struct VersionRecord {
     /// Who may call it (CIDRs, within the host's `--allow-from`); empty: the host's callers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_from: Vec<ipnet::IpNet>,
+    /// Who may call it.
+    #[serde(default, skip_serializing_if = "is_public")]
+    pub access: Access,
+}
+
+fn is_public(a: &Access) -> bool {
+    *a == Access::Public
 }
 
 /// A name and its history; the last version is the one served.
@@ -74,6 +83,7 @@ pub struct NewVersion {
     pub limits: LimitOverrides,
     pub functions: Vec<fnhost_abi::FunctionMeta>,
     pub allow_from: Vec<ipnet::IpNet>,
+    pub access: Access,
 }
 
 impl NewVersion {
@@ -87,6 +97,7 @@ impl NewVersion {
             limits: self.limits,
             functions: self.functions,
             allow_from: self.allow_from,
+            access: self.access,
         }
     }
 }
@@ -141,6 +152,22 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// What the store holds.
     async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Stores a key (a new one, or an update of the one with its id), atomically.
+    async fn put_key(&self, key: KeyRecord) -> Result<(), StoreError>;
+
+    /// Every key, sorted by id.
+    async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Removes a key; returns it, `None` when there was none.
+    async fn delete_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Appends to the audit log, numbering the entry one past the last; returns its number.
+    /// Entries are never changed or removed.
+    async fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError>;
+
+    /// Audit entries numbered above `after`, oldest first, at most `limit`.
+    async fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
 /// Why a store operation failed, as the registry can act on it.
