@@ -168,6 +168,47 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Audit entries numbered above `after`, oldest first, at most `limit`.
     async fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// For a store that several hosts share: the changes (to names and keys) numbered above
+    /// `after`, oldest first, so a replica catches up with what others did. A store only one
+    /// host uses has none to report.
+    async fn changes_since(&self, _after: u64) -> Result<Vec<Change>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// The number of the last change (0 when there is none, or the store is not shared).
+    async fn last_change(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// Announcements of new changes (their numbers), for a store that several hosts share;
+    /// `None` otherwise. Announcements may be missed (a lost connection): replicas also poll
+    /// [`Store::changes_since`].
+    fn watch(&self) -> Option<tokio::sync::broadcast::Receiver<u64>> {
+        None
+    }
+
+    /// Whether the store is reachable now (a shared store's connection); always for a local one.
+    fn healthy(&self) -> bool {
+        true
+    }
+}
+
+/// One change to a shared store, as replicas learn of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// Numbered by the store, increasing.
+    pub seq: u64,
+    pub what: Changed,
+}
+
+/// What changed: a name's history (deployed, rolled back or removed), or a key (created or
+/// revoked). Replicas read the current state of it from the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "lowercase")]
+pub enum Changed {
+    Name(String),
+    Key(String),
 }
 
 /// Why a store operation failed, as the registry can act on it.
