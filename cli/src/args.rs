@@ -85,12 +85,94 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Make an earlier version current again (by default the one before the current).
+    Rollback {
+        name: String,
+        /// A version number or a sha256.
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Print a name's recent guest log lines; with `-f`, follow new ones.
+    Logs {
+        name: String,
+        /// Keep printing new lines as they come.
+        #[arg(short, long)]
+        follow: bool,
+        /// Recent lines to print first.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Create a guest crate, ready to build, test and deploy: `fnhost new hello`.
+    New {
+        /// The crate's name, which is also the name it deploys as.
+        name: String,
+        /// The fnhost guest SDK (`guest-sdk/sdk` of an fnhost checkout) [default: the one of
+        /// the checkout this fnhost was built from, when it is still there].
+        #[arg(long, env = "FNHOST_SDK")]
+        sdk: Option<PathBuf>,
+    },
+    /// Run one call in process, no server, under the host's limits: `fnhost run hello.wasm
+    /// greet Ann`; or `fnhost run NAME@V FUNCTION ...` with a stored version's bytes.
+    Run(RunArgs),
+    /// Print what an upload of a module would accept or refuse, and why.
+    Inspect {
+        /// The .wasm file.
+        file: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Watch a guest crate: rebuild on save, redeploy, show compiler errors and new methods.
+    Dev(DevArgs),
     /// Compile one module in a child process (used by `serve`; module on stdin).
     #[command(hide = true)]
     CompileWorker {
         settings: String,
         engine_key: String,
     },
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// A `.wasm` file, or `NAME@VERSION` (`NAME` alone: the current version) of the host at
+    /// --url, fetched with deploy rights.
+    pub target: String,
+    /// The function to call.
+    pub function: String,
+    /// Positional params; each is read as JSON, or taken as a string when it is not JSON.
+    pub args: Vec<String>,
+    /// The whole params value as JSON (an array or an object); excludes ARGS.
+    #[arg(long, conflicts_with = "args")]
+    pub params: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+#[derive(Args)]
+pub struct DevArgs {
+    /// The guest crate [default: the current directory].
+    pub dir: Option<PathBuf>,
+    /// The name to deploy as [default: the crate's name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A call to make after each deploy: `--call "add 1 2"` (function, then params).
+    #[arg(long)]
+    pub call: Option<String>,
+    /// Deploy to this host instead of starting a local one with a temporary store.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The admin token (or a deploy key) of --url.
+    #[arg(long, env = "FNHOST_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -273,6 +355,15 @@ pub struct ServeArgs {
     /// killed at the compile budget) [default: 2048].
     #[arg(long)]
     pub compile_memory_mib: Option<u64>,
+    /// `text` or `json` log lines on stderr [default: text].
+    #[arg(long)]
+    pub log_format: Option<String>,
+    /// Client addresses that may read /metrics on the main listener [default: loopback].
+    #[arg(long = "metrics-allow-from", value_name = "CIDR")]
+    pub metrics_allow_from: Vec<String>,
+    /// Serve /metrics on this address instead of the main listener.
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -293,8 +384,8 @@ impl ServeArgs {
             tcp_idle_timeout_ms, tcp_request_timeout_ms, tcp_max_connections, header_timeout_ms,
             body_timeout_ms, idle_timeout_ms, write_timeout_ms, max_connections,
             max_connections_per_ip, tls_cert, tls_key, tls_client_ca, tcp_tls, default_access,
-            public_rate_per_s, compile_memory_mib;
-            allow_from, admin_allow_from, trusted_proxy
+            public_rate_per_s, compile_memory_mib, log_format, metrics_listen;
+            allow_from, admin_allow_from, trusted_proxy, metrics_allow_from
         )
     }
 }

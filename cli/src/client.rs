@@ -123,14 +123,9 @@ fn params_from_args(args: &[String]) -> Value {
     )
 }
 
-pub fn call(
-    remote: &Remote,
-    method: &str,
-    args: &[String],
-    params: Option<&str>,
-    key: Option<&str>,
-) -> Result<ExitCode> {
-    let params = match params {
+/// The params of a call: `--params` JSON (an array or an object), else the ARGS.
+pub fn params(args: &[String], params: Option<&str>) -> Result<Value> {
+    Ok(match params {
         Some(p) => {
             let v: Value = serde_json::from_str(p).context("--params is not valid JSON")?;
             if !v.is_array() && !v.is_object() {
@@ -139,7 +134,41 @@ pub fn call(
             v
         }
         None => params_from_args(args),
-    };
+    })
+}
+
+/// The exact bytes of version `version` (`current` or a number) of `name`, with deploy
+/// rights.
+pub fn fetch_module(remote: &Remote, name: &str, version: &str) -> Result<Vec<u8>> {
+    let url = remote.url(&format!("/v1/functions/{name}/versions/{version}/module"));
+    let mut response = remote
+        .agent()
+        .get(&url)
+        .header("Authorization", &format!("Bearer {}", remote.token()?))
+        .call()
+        .with_context(|| format!("cannot reach {url}"))?;
+    if !response.status().is_success() {
+        read(response)?;
+        bail!("{url} answered without a module");
+    }
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .context("cannot read the module")?;
+    eprintln!("fetched {name}@{version}: {} bytes", bytes.len());
+    Ok(bytes)
+}
+
+pub fn call(
+    remote: &Remote,
+    method: &str,
+    args: &[String],
+    params: Option<&str>,
+    key: Option<&str>,
+) -> Result<ExitCode> {
+    let params = self::params(args, params)?;
     let request = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
     let url = remote.url("/rpc");
     let mut post = remote
@@ -354,6 +383,101 @@ pub fn audit(remote: &Remote, since: u64, limit: usize) -> Result<ExitCode> {
             text("outcome"),
             text("detail")
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `fnhost rollback NAME [--to V]`.
+pub fn rollback(remote: &Remote, name: &str, to: Option<&str>) -> Result<ExitCode> {
+    let url = remote.url(&format!("/v1/functions/{name}/rollback"));
+    let body = match to {
+        None => json!({}),
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) => json!({ "to": n }),
+            Err(_) => json!({ "to": v }),
+        },
+    };
+    let response = remote
+        .agent()
+        .post(&url)
+        .header("Authorization", &format!("Bearer {}", remote.token()?))
+        .header("Content-Type", "application/json")
+        .send(serde_json::to_vec(&body)?.as_slice())
+        .with_context(|| format!("cannot reach {url}"))?;
+    let (_, value) = read(response)?;
+    let versions = value["versions"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let from = versions
+        .iter()
+        .rev()
+        .skip(1)
+        .find(|v| v["sha256"] == value["sha256"])
+        .map_or_else(|| "?".to_owned(), |v| v["version"].to_string());
+    eprintln!(
+        "rolled back: {name} version {} (the bytes of version {from}) sha256 {}",
+        value["version"],
+        value["sha256"].as_str().unwrap_or("?")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One log line as `fnhost logs` prints it.
+fn print_line(line: &Value) {
+    println!(
+        "{} {:<5} {}.{} [{}] {}",
+        line["time"].as_str().unwrap_or("?"),
+        line["level"].as_str().unwrap_or("?"),
+        line["module"].as_str().unwrap_or(""),
+        line["function"].as_str().unwrap_or("?"),
+        line["request_id"].as_str().unwrap_or("?"),
+        line["message"].as_str().unwrap_or("")
+    );
+}
+
+/// `fnhost logs NAME [-f]`.
+pub fn logs(remote: &Remote, name: &str, follow: bool, limit: usize) -> Result<ExitCode> {
+    use std::io::BufRead;
+    let query = if follow { "&follow=1" } else { "" };
+    let url = remote.url(&format!("/v1/functions/{name}/logs?limit={limit}{query}"));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .get(&url)
+        .header("Authorization", &format!("Bearer {}", remote.token()?))
+        .call()
+        .with_context(|| format!("cannot reach {url}"))?;
+    if !follow || !response.status().is_success() {
+        let (_, value) = read(response)?;
+        for line in value["lines"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            let mut line = line.clone();
+            line["module"] = json!(name);
+            print_line(&line);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Server-sent events: `event: line|lost`, then `data: {...}`.
+    let reader = std::io::BufReader::new(response.body_mut().as_reader());
+    let mut event = String::new();
+    for text in reader.lines() {
+        let text = text.context("the log stream broke")?;
+        if let Some(e) = text.strip_prefix("event: ") {
+            event = e.to_owned();
+        } else if let Some(data) = text.strip_prefix("data: ") {
+            let mut value: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+            match event.as_str() {
+                "lost" => eprintln!("({} lines lost: this reader fell behind)", value["lost"]),
+                _ => {
+                    value["module"] = json!(name);
+                    print_line(&value);
+                }
+            }
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,8 @@
 
 mod args;
 mod client;
+mod dev;
+mod guest;
 mod serve;
 
 use std::process::ExitCode;
@@ -43,6 +45,17 @@ pub fn main() -> ExitCode {
         } => client::call(&remote, &method, &args, params.as_deref(), key.as_deref()),
         Command::List { remote } => client::list(&remote),
         Command::Remove { name, remote } => client::remove(&remote, &name),
+        Command::Rollback { name, to, remote } => client::rollback(&remote, &name, to.as_deref()),
+        Command::Logs {
+            name,
+            follow,
+            limit,
+            remote,
+        } => client::logs(&remote, &name, follow, limit),
+        Command::New { name, sdk } => guest::new(&name, sdk.as_deref()),
+        Command::Run(args) => guest::run(args),
+        Command::Inspect { file, json } => guest::inspect(&file, json),
+        Command::Dev(args) => dev::dev(args),
         Command::Keys(command) => client::keys(command),
         Command::Audit {
             since,

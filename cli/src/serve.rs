@@ -112,6 +112,7 @@ fn config(args: &ServeArgs) -> Result<Config> {
         &mut config.compile_memory_bytes,
         args.compile_memory_mib.map(|m| m.saturating_mul(1 << 20)),
     );
+    config.metrics_listen = args.metrics_listen;
     // Each compile runs in this same binary, re-executed as a worker.
     config.compile_worker = fnhost::sandbox::worker::current_exe();
     let rule = |flag, items: &[String]| {
@@ -123,6 +124,12 @@ fn config(args: &ServeArgs) -> Result<Config> {
         &args.admin_allow_from,
     )?;
     config.trusted_proxies = rule("trusted_proxy (--trusted-proxy)", &args.trusted_proxy)?;
+    if !args.metrics_allow_from.is_empty() {
+        config.metrics_allow_from = rule(
+            "metrics_allow_from (--metrics-allow-from)",
+            &args.metrics_allow_from,
+        )?;
+    }
     config.validate().map_err(named)?;
     Ok(config)
 }
@@ -137,18 +144,30 @@ pub fn check(file: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn serve(flags: ServeArgs) -> Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colours for a terminal only: a log file or a pipe gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+/// Log lines on stderr: text (coloured for a terminal only) or one JSON object per line.
+fn init_logging(format: Option<&str>) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format.unwrap_or("text") {
+        "text" => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        "json" => builder.json().with_current_span(true).init(),
+        other => {
+            return Err(anyhow!(
+                "log_format (--log-format): {other:?} is neither `text` nor `json`"
+            ));
+        }
+    }
+    Ok(())
+}
 
+pub fn serve(flags: ServeArgs) -> Result<ExitCode> {
     let args = settings(&flags)?;
+    init_logging(args.log_format.as_deref())?;
     let config = config(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -166,6 +185,9 @@ pub fn serve(flags: ServeArgs) -> Result<ExitCode> {
         let addr = server.http_addr()?;
         if let Some(tcp) = server.tcp_addr() {
             println!("fnhost tcp listening on {}", tcp?);
+        }
+        if let Some(metrics) = server.metrics_addr() {
+            println!("fnhost metrics listening on http://{}", metrics?);
         }
         match &state.admin.path {
             Some(path) => println!("admin token: {}", path.display()),

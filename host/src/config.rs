@@ -152,6 +152,8 @@ pub struct Config {
     pub max_log_lines: u32,
     /// A guest log line is cut to this many bytes.
     pub max_log_message_bytes: usize,
+    /// Recent guest log lines kept per module for `GET /v1/functions/{name}/logs`.
+    pub log_ring_lines: usize,
     /// XML-RPC: how deep values in a call may nest (results: twice as deep).
     pub xmlrpc_max_depth: usize,
     /// TCP transport: a connection with no request for this long is closed.
@@ -189,6 +191,10 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// The access mode of a deploy that does not give one (`?access=`).
     pub default_access: crate::store::Access,
+    /// Client addresses that may read `/metrics` on the main listener (default: loopback).
+    pub metrics_allow_from: Vec<IpNet>,
+    /// Serve `/metrics` on this address instead of the main listener.
+    pub metrics_listen: Option<SocketAddr>,
     /// Calls per second (burst the same) each client address may make to `public` functions;
     /// `None`: no limit.
     pub public_rate_per_s: Option<u32>,
@@ -217,6 +223,7 @@ pub struct Live {
     pub defaults: Limits,
     pub default_access: crate::store::Access,
     pub public_rate_per_s: Option<u32>,
+    pub metrics_allow_from: Vec<IpNet>,
 }
 
 impl Live {
@@ -244,6 +251,7 @@ impl Live {
             defaults: config.defaults,
             default_access: config.default_access,
             public_rate_per_s: config.public_rate_per_s,
+            metrics_allow_from: config.metrics_allow_from.clone(),
         }
     }
 }
@@ -282,12 +290,14 @@ pub fn restart_only_differences(running: &Config, new: &Config) -> Vec<&'static 
         fuel_yield_interval,
         max_log_lines,
         max_log_message_bytes,
+        log_ring_lines,
         xmlrpc_max_depth,
         tcp_idle_timeout,
         tcp_request_timeout,
         tcp_max_connections,
         tls,
-        tcp_tls
+        tcp_tls,
+        metrics_listen
     );
     out
 }
@@ -329,6 +339,7 @@ impl Config {
             fuel_yield_interval: 2_000_000,
             max_log_lines: fnhost_abi::MAX_LOG_LINES,
             max_log_message_bytes: fnhost_abi::MAX_LOG_MESSAGE,
+            log_ring_lines: 1_000,
             xmlrpc_max_depth: crate::rpc::xmlrpc::DEFAULT_MAX_DEPTH,
             tcp_idle_timeout: Duration::from_secs(60),
             tcp_request_timeout: Duration::from_secs(10),
@@ -345,6 +356,14 @@ impl Config {
             admin_allow_from: Vec::new(),
             trusted_proxies: Vec::new(),
             default_access: crate::store::Access::Public,
+            metrics_allow_from: vec![
+                IpNet::V4(ipnet::Ipv4Net::new_assert(
+                    std::net::Ipv4Addr::new(127, 0, 0, 0),
+                    8,
+                )),
+                IpNet::from(std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)),
+            ],
+            metrics_listen: None,
             public_rate_per_s: None,
         }
     }

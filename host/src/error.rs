@@ -101,6 +101,8 @@ kinds! {
         "The caller may not do this (its address, or its key's scope).";
     RateLimited => -32049, TOO_MANY_REQUESTS, "rate_limited",
         "The caller is over its rate of calls; retry after `data.retry_after_ms`.";
+    StoreUnavailable => -32050, SERVICE_UNAVAILABLE, "store_unavailable",
+        "The shared store (database) cannot be reached; nothing was changed, calls keep serving.";
 }
 
 /// A failure as a caller sees it.
@@ -178,6 +180,14 @@ impl Error {
 
     /// `store_full`: a write found no space; nothing was changed. The path and the OS error
     /// are logged where it happened, never sent.
+    pub fn store_unavailable() -> Self {
+        Self::new(
+            Kind::StoreUnavailable,
+            "the host's store cannot be reached; nothing was changed and the current version \
+             keeps serving: retry shortly",
+        )
+    }
+
     pub fn store_full() -> Self {
         Self::new(
             Kind::StoreFull,

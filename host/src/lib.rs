@@ -31,9 +31,12 @@ pub mod digest;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod logs;
+pub mod metrics;
 pub mod net;
 pub mod ratelimit;
 pub mod registry;
+pub mod replica;
 pub mod rpc;
 pub mod sandbox;
 pub mod server;
@@ -61,6 +64,8 @@ pub struct App {
     pub open_files: u64,
     /// Caller keys (invoke and deploy), loaded from the store.
     pub keys: keys::Keys,
+    /// The host's own counters (per-function ones live in the registry's entries).
+    pub stats: Arc<metrics::HostStats>,
     /// Per-address rate limit of public functions (`--public-rate-per-s`), when set.
     pub public_rate: arc_swap::ArcSwapOption<ratelimit::PerAddress>,
     pub registry: registry::Registry,
@@ -71,6 +76,8 @@ pub struct App {
     pub panics: Arc<AtomicU64>,
     /// Connections open on every listener; the server counts them and shutdown drains them.
     pub connections: Arc<server::Connections>,
+    /// Progress through a shared store's changes (always caught up for a local store).
+    pub replica: replica::Replica,
 }
 
 /// The shared state as handlers hold it.
@@ -122,10 +129,15 @@ impl App {
         );
         let sandbox = Arc::new(sandbox::Sandbox::new(&config)?);
         let admin = auth::AdminToken::load(config.admin_token.clone(), &config.data_dir)?;
+        // The last change first: whatever changes after it is caught up with, not missed.
+        let applied = store.last_change().await?;
+        let replica = replica::Replica::new(store.as_ref(), applied);
         let keys = keys::Keys::load(store.clone()).await?;
-        let registry = registry::Registry::open(&config, sandbox, store).await?;
+        let stats = Arc::new(metrics::HostStats::new(sandbox.instances().clone()));
+        let registry = registry::Registry::open(&config, sandbox, store, stats.clone()).await?;
         let public_rate = arc_swap::ArcSwapOption::new(public_limiter(live.public_rate_per_s));
         let app = Arc::new(App {
+            stats,
             keys,
             public_rate,
             call_slots: Semaphore::new(config.max_concurrent_calls as usize),
@@ -137,7 +149,9 @@ impl App {
             admin,
             panics: Arc::new(AtomicU64::new(0)),
             connections: Arc::default(),
+            replica,
         });
+        replica::spawn(&app);
         // Serve at once; verify and load every stored module in the background, so a
         // corrupted one is reported right after start-up rather than at its first call.
         let loader = app.clone();

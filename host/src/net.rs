@@ -71,7 +71,8 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     client
 }
 
-fn allows_nonempty(rule: &[IpNet], ip: IpAddr) -> bool {
+/// Whether `rule` lets `ip` in, an empty rule letting no one in.
+pub fn allows_nonempty(rule: &[IpNet], ip: IpAddr) -> bool {
     rule.iter().any(|net| in_net(net, ip))
 }
 

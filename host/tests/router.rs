@@ -393,6 +393,35 @@ async fn a_full_store_answers_507_without_paths_and_the_old_version_keeps_servin
 }
 
 #[tokio::test]
+async fn an_unreachable_store_answers_503_and_calls_keep_serving() {
+    use fnhost::store::{MemoryStore, StoreErrorKind};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    config.admin_token = Some(TOKEN.into());
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let app = App::start_with_store(config, store.clone()).await.unwrap();
+    deploy_by_hand(&app).await;
+
+    store.fail_next(StoreErrorKind::Backend);
+    let mut changed = wat::parse_str(BY_HAND).unwrap();
+    changed.extend_from_slice(b"\0\x04\x03new");
+    let (status, _, body) = send(&app, put("byhand", changed.clone(), Some(TOKEN))).await;
+    assert_eq!(status.as_u16(), 503, "{}", String::from_utf8_lossy(&body));
+    let error = &json_of(&body)["error"];
+    assert_eq!(error["kind"], "store_unavailable");
+    assert_eq!(error["code"], -32050);
+    let (_, _, body) = send(
+        &app,
+        rpc(r#"{"jsonrpc":"2.0","id":1,"method":"byhand.answer"}"#),
+    )
+    .await;
+    assert_eq!(json_of(&body)["result"]["answer"], 42);
+    // Once the store is back, the same deploy works.
+    let (status, _, body) = send(&app, put("byhand", changed, Some(TOKEN))).await;
+    assert_eq!(status.as_u16(), 201, "{}", String::from_utf8_lossy(&body));
+}
+
+#[tokio::test]
 async fn a_module_of_a_future_abi_is_refused_naming_both_versions() {
     let (_dir, app) = start(|_| {}).await;
     let future = include_str!("../../tests/fixtures/abi_v2.wat");

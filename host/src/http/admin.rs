@@ -48,7 +48,7 @@ pub enum Actor {
 }
 
 impl Actor {
-    fn audit(&self) -> crate::audit::Who {
+    pub(super) fn audit(&self) -> crate::audit::Who {
         match self {
             Actor::Admin => crate::audit::Who::admin(),
             Actor::Key(k) => crate::audit::Who::key(k),
@@ -56,7 +56,7 @@ impl Actor {
     }
 
     /// Refuses a deploy key whose scope does not cover `name`.
-    fn may_change(&self, name: &str) -> Result<(), Error> {
+    pub(super) fn may_change(&self, name: &str) -> Result<(), Error> {
         match self {
             Actor::Admin => Ok(()),
             Actor::Key(k) if k.covers_name(name) => Ok(()),
@@ -363,7 +363,7 @@ pub(super) async fn remove(
 }
 
 /// An entry as the admin API shows it; `full` adds params, docs and the version history.
-fn describe(entry: &Entry, full: bool) -> Value {
+pub(super) fn describe(entry: &Entry, full: bool) -> Value {
     let current = entry.current();
     let mut v = json!({
         "name": &*entry.name,
@@ -429,89 +429,4 @@ fn describe(entry: &Entry, full: bool) -> Value {
         v["versions"] = json!(versions);
     }
     v
-}
-
-pub(super) async fn create_key(
-    State(app): State<AppState>,
-    admin: Result<Admin, Error>,
-    request: Request,
-) -> Result<(StatusCode, Json<Value>), Error> {
-    let client = super::client_ip(&app, &request);
-    let who = match &admin {
-        Ok(_) => crate::audit::Who::admin(),
-        Err(_) => crate::audit::Who::anonymous(),
-    };
-    let mut target = String::from("-");
-    let result = async {
-        admin?;
-        let timeout = app.live.load().body_timeout;
-        let body = read_body(request, 64 << 10, timeout, "key request").await?;
-        let new: crate::keys::NewKey = serde_json::from_slice(&body)
-            .map_err(|e| Error::new(Kind::InvalidRequest, format!("bad key request: {e}")))?;
-        let (key, secret) = app.keys.create(new).await?;
-        target = key.id().to_owned();
-        let mut v = key.view();
-        v["secret"] = json!(secret);
-        Ok((StatusCode::CREATED, Json(v)))
-    }
-    .await;
-    crate::audit::record(&app, &who, client, "key_create", &target, &result).await;
-    result
-}
-
-pub(super) async fn list_keys(State(app): State<AppState>, _admin: Admin) -> Json<Value> {
-    let keys: Vec<Value> = app.keys.list().iter().map(|k| k.view()).collect();
-    Json(json!({ "keys": keys }))
-}
-
-pub(super) async fn revoke_key(
-    State(app): State<AppState>,
-    admin: Result<Admin, Error>,
-    Path(id): Path<String>,
-    request: Request,
-) -> Result<Json<Value>, Error> {
-    let client = super::client_ip(&app, &request);
-    let who = match &admin {
-        Ok(_) => crate::audit::Who::admin(),
-        Err(_) => crate::audit::Who::anonymous(),
-    };
-    let result = async {
-        admin?;
-        match app.keys.revoke(&id).await? {
-            Some(record) => Ok(Json(
-                json!({ "id": record.id, "name": record.name, "revoked": true }),
-            )),
-            None => {
-                Err(Error::new(Kind::NotFound, format!("no key `{id}`")).with("key", id.clone()))
-            }
-        }
-    }
-    .await;
-    crate::audit::record(&app, &who, client, "key_revoke", &id, &result).await;
-    result
-}
-
-/// `GET /v1/audit?since=SEQ&limit=N`: entries numbered above `since`, oldest first.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct AuditQuery {
-    #[serde(default)]
-    since: u64,
-    limit: Option<usize>,
-}
-
-pub(super) async fn audit(
-    State(app): State<AppState>,
-    _admin: Admin,
-    query: Result<Query<AuditQuery>, QueryRejection>,
-) -> Result<Json<Value>, Error> {
-    let Query(q) = query.map_err(|e| {
-        Error::new(
-            Kind::InvalidRequest,
-            format!("bad audit parameters (since, limit): {}", e.body_text()),
-        )
-    })?;
-    let limit = q.limit.unwrap_or(100).min(10_000);
-    let entries = app.registry.store().audit(q.since, limit).await?;
-    Ok(Json(json!({ "entries": entries })))
 }

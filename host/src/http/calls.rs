@@ -31,7 +31,11 @@ fn context(app: &AppState, request: &Request, protocol: Protocol) -> Result<Call
         protocol,
         peer: request.extensions().get::<Peer>().map(|p| p.0),
         client,
-        request_id: RequestId::generated(),
+        request_id: request
+            .extensions()
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(RequestId::generated),
         credentials: request
             .headers()
             .get(header::AUTHORIZATION)

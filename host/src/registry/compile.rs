@@ -24,11 +24,18 @@ pub(super) struct CompileQueue {
     /// The slots' number, for the `busy` answer.
     concurrency: usize,
     budget: Duration,
+    stats: Arc<crate::metrics::HostStats>,
 }
 
 impl CompileQueue {
-    pub(super) fn new(sandbox: Arc<Sandbox>, concurrency: usize, budget: Duration) -> Self {
+    pub(super) fn new(
+        sandbox: Arc<Sandbox>,
+        concurrency: usize,
+        budget: Duration,
+        stats: Arc<crate::metrics::HostStats>,
+    ) -> Self {
         Self {
+            stats,
             sandbox,
             fair: Arc::new(Fair {
                 state: Mutex::new(State {
@@ -63,10 +70,12 @@ impl CompileQueue {
                 ),
             ));
         };
+        let started = std::time::Instant::now();
         let result = self
             .sandbox
             .compile_bounded(digest, bytes.clone(), budget, move || drop(slot))
             .await;
+        self.stats.compiled(started.elapsed());
         if let Err(e) = &result
             && e.data.get("limit_ms").is_some()
         {

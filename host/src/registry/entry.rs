@@ -24,6 +24,12 @@ pub struct Entry {
     pub(super) program: OnceCell<Result<Arc<Program>, String>>,
     /// Call counters; kept across versions of the name.
     pub usage: Arc<Usage>,
+    /// The counters of each of the current version's functions, in `functions()` order.
+    pub stats: Vec<Arc<crate::metrics::FunctionStats>>,
+    /// Recent guest log lines and their followers; kept across versions of the name.
+    pub logs: Arc<crate::logs::LogRing>,
+    /// `logs`, as the sandbox takes it.
+    pub log_sink: Arc<dyn crate::sandbox::LogSink>,
     /// Bounds this name's calls in flight, so one hot or hostile module cannot take every slot.
     pub call_slots: Arc<Semaphore>,
 }
@@ -65,6 +71,15 @@ impl Entry {
     /// One function's metadata.
     pub fn function(&self, name: &str) -> Option<&FunctionMeta> {
         self.functions().iter().find(|f| f.name == name)
+    }
+
+    /// One function's metadata and counters.
+    pub fn function_stats(
+        &self,
+        name: &str,
+    ) -> Option<(&FunctionMeta, &crate::metrics::FunctionStats)> {
+        let i = self.functions().iter().position(|f| f.name == name)?;
+        Some((&self.functions()[i], &self.stats[i]))
     }
 
     pub fn status(&self) -> Status<'_> {

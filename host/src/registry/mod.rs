@@ -22,13 +22,33 @@ use tokio::sync::{Mutex, OnceCell, Semaphore};
 use crate::artifacts::{ArtifactCache, CacheError};
 use crate::config::{Config, LimitOverrides, Limits};
 use crate::digest::Digest;
-use crate::error::Error;
+use crate::error::{Error, Kind};
 use crate::sandbox::Sandbox;
 use crate::store::{NameRecord, NewVersion, Store, StoreError};
 use compile::CompileQueue;
 use programs::Programs;
 
 pub use entry::{Deployed, Entry, Status};
+
+/// Which version a rollback makes current again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackTo {
+    /// The one before the current.
+    Previous,
+    Version(u32),
+    /// The latest version with these bytes.
+    Digest(Digest),
+}
+
+impl std::fmt::Display for RollbackTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RollbackTo::Previous => f.write_str("previous"),
+            RollbackTo::Version(v) => write!(f, "{v}"),
+            RollbackTo::Digest(d) => write!(f, "{d}"),
+        }
+    }
+}
 
 /// What a deploy asks for besides the bytes.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -71,10 +91,13 @@ pub struct Registry {
     /// Serializes commits (store writes + live swap); compiles run outside it.
     commit_lock: Mutex<()>,
     compiler: CompileQueue,
+    /// Deploys by outcome, and what the compile queue and program cache count.
+    stats: Arc<crate::metrics::HostStats>,
     /// The host's default limits: reloadable ([`Registry::set_defaults`]).
     defaults: std::sync::RwLock<Limits>,
     maxima: Limits,
     max_calls_per_module: usize,
+    log_ring_lines: usize,
 }
 
 impl std::fmt::Debug for Registry {
@@ -94,6 +117,7 @@ impl Registry {
         config: &Config,
         sandbox: Arc<Sandbox>,
         store: Arc<dyn Store>,
+        stats: Arc<crate::metrics::HostStats>,
     ) -> Result<Self, OpenError> {
         let (root, key) = (config.data_dir.clone(), sandbox.compat_key().to_owned());
         let artifacts = tokio::task::spawn_blocking(move || ArtifactCache::open(&root, &key))
@@ -107,12 +131,19 @@ impl Registry {
         let artifacts = Arc::new(artifacts);
         let records = store.names().await?;
         let registry = Self {
-            programs: Programs::new(store.clone(), sandbox.clone(), artifacts.clone()),
+            programs: Programs::new(
+                store.clone(),
+                sandbox.clone(),
+                artifacts.clone(),
+                stats.clone(),
+            ),
             compiler: CompileQueue::new(
                 sandbox.clone(),
                 config.compile_concurrency,
                 config.compile_timeout,
+                stats.clone(),
             ),
+            stats,
             store,
             artifacts,
             live: DashMap::new(),
@@ -120,6 +151,7 @@ impl Registry {
             defaults: std::sync::RwLock::new(config.defaults),
             maxima: config.maxima,
             max_calls_per_module: config.max_calls_per_module as usize,
+            log_ring_lines: config.log_ring_lines,
         };
         for record in records {
             if let Some(entry) = registry.entry_of(record, None) {
@@ -139,12 +171,26 @@ impl Registry {
             .current()?
             .limits
             .clamped(&self.defaults(), &self.maxima);
+        let logs = previous.map_or_else(
+            || Arc::new(crate::logs::LogRing::new(self.log_ring_lines)),
+            |e| e.logs.clone(),
+        );
+        let usage: Arc<usage::Usage> = previous.map(|e| e.usage.clone()).unwrap_or_default();
+        let stats = record
+            .current()?
+            .functions
+            .iter()
+            .map(|f| usage.stats(&f.name))
+            .collect();
         Some(Entry {
             name: Arc::from(record.name.as_str()),
             record,
             limits,
             program: OnceCell::new(),
-            usage: previous.map(|e| e.usage.clone()).unwrap_or_default(),
+            usage,
+            stats,
+            log_sink: logs.clone(),
+            logs,
             call_slots: previous.map_or_else(
                 || Arc::new(Semaphore::new(self.max_calls_per_module)),
                 |e| e.call_slots.clone(),
@@ -256,12 +302,28 @@ impl Registry {
         bytes: Arc<[u8]>,
         options: impl Into<DeployOptions>,
     ) -> Result<Deployed, Error> {
+        use crate::metrics::DeployOutcome;
+        let result = self.deploy_counted(name, bytes, options.into()).await;
+        self.stats.deploy(match &result {
+            Ok(Deployed::Created(_)) => DeployOutcome::Created,
+            Ok(Deployed::Unchanged(_)) => DeployOutcome::Unchanged,
+            Err(e) => DeployOutcome::Refused(e.kind),
+        });
+        result
+    }
+
+    async fn deploy_counted(
+        &self,
+        name: &str,
+        bytes: Arc<[u8]>,
+        options: DeployOptions,
+    ) -> Result<Deployed, Error> {
         let DeployOptions {
             limits: overrides,
             allow_from,
             access,
             deployer,
-        } = options.into();
+        } = options;
         validate_name(name)?;
         let limits = overrides.resolve(&self.defaults(), &self.maxima)?;
         let unchanged = |digest: &Digest| {
@@ -334,6 +396,109 @@ impl Registry {
         self.live.insert(name.to_owned(), entry.clone());
         tracing::info!(name, version = entry.current().version, %digest, "deployed");
         Ok(Deployed::Created(entry))
+    }
+
+    /// Makes an earlier version of `name` current again, as a new history entry with the same
+    /// bytes, limits, access and address rule; its program is shared or loaded from its
+    /// artifact, not recompiled, when either is at hand.
+    pub async fn rollback(&self, name: &str, to: RollbackTo) -> Result<Arc<Entry>, Error> {
+        let _commit = self.commit_lock.lock().await;
+        let entry = self.get(name).ok_or_else(|| Error::not_found(name))?;
+        let versions = &entry.record.versions;
+        let target = match &to {
+            RollbackTo::Previous => versions.len().checked_sub(2).map(|i| &versions[i]),
+            RollbackTo::Version(v) => versions.iter().find(|r| r.version == *v),
+            RollbackTo::Digest(d) => versions.iter().rev().find(|r| r.sha256 == *d),
+        };
+        let Some(target) = target.cloned() else {
+            let what = match &to {
+                RollbackTo::Previous => "an earlier version".to_owned(),
+                RollbackTo::Version(v) => format!("a version {v}"),
+                RollbackTo::Digest(d) => format!("a version with sha256 {d}"),
+            };
+            return Err(Error::new(
+                Kind::NotFound,
+                format!("`{name}` has no {what} to roll back to"),
+            )
+            .with("name", name)
+            .with("to", to.to_string()));
+        };
+        let program = self
+            .programs
+            .load(&entry.name, target.sha256)
+            .await
+            .map_err(|reason| {
+                Error::new(
+                    Kind::ModuleUnavailable,
+                    format!(
+                        "version {} of `{name}` cannot be served: {reason}",
+                        target.version
+                    ),
+                )
+                .with("module", name)
+            })?;
+        let version = NewVersion {
+            sha256: target.sha256,
+            size: target.size,
+            deployed_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            limits: target.limits,
+            functions: target.functions.clone(),
+            allow_from: target.allow_from.clone(),
+            access: target.access,
+        };
+        let record = self.store.commit_version(name, version, None).await?;
+        let mut next = self
+            .entry_of(record, Some(&entry))
+            .ok_or_else(Error::internal)?;
+        next.program = OnceCell::new_with(Some(Ok(program)));
+        let next = Arc::new(next);
+        self.live.insert(name.to_owned(), next.clone());
+        tracing::info!(
+            name,
+            version = next.current().version,
+            from = target.version,
+            digest = %target.sha256,
+            "rolled back"
+        );
+        Ok(next)
+    }
+
+    /// Brings `name` up to what the store holds now (another replica deployed, rolled back or
+    /// removed it): the new current version is served from here on (its program loads on first
+    /// use, or from [`Registry::program`] right away); a name gone from the store is removed.
+    /// Returns the new entry when one was installed. Read under the commit lock, so a local
+    /// commit in progress is never overwritten by an older read.
+    pub async fn sync_name(&self, name: &str) -> Result<Option<Arc<Entry>>, StoreError> {
+        let _commit = self.commit_lock.lock().await;
+        let previous = self.get(name);
+        let Some(record) = self.store.name(name).await? else {
+            if self.live.remove(name).is_some() {
+                tracing::info!(name, "removed by another replica");
+            }
+            return Ok(None);
+        };
+        if previous.as_ref().is_some_and(|p| p.record == record) {
+            return Ok(None);
+        }
+        let Some(mut entry) = self.entry_of(record, previous.as_deref()) else {
+            self.live.remove(name);
+            return Ok(None);
+        };
+        if let Some(previous) = &previous
+            && previous.current().sha256 == entry.current().sha256
+            && let Some(program) = previous.program.get()
+        {
+            entry.program = OnceCell::new_with(Some(program.clone()));
+        }
+        let entry = Arc::new(entry);
+        self.live.insert(name.to_owned(), entry.clone());
+        tracing::info!(
+            name,
+            version = entry.current().version,
+            digest = %entry.current().sha256,
+            "applied a change from another replica"
+        );
+        Ok(Some(entry))
     }
 
     /// Removes `name` and every version of it; module files no other name uses are deleted.

@@ -21,6 +21,7 @@ pub(super) struct Programs {
     sandbox: Arc<Sandbox>,
     artifacts: Arc<ArtifactCache>,
     by_digest: DashMap<Digest, Weak<Program>>,
+    stats: Arc<crate::metrics::HostStats>,
 }
 
 impl Programs {
@@ -28,12 +29,14 @@ impl Programs {
         store: Arc<dyn Store>,
         sandbox: Arc<Sandbox>,
         artifacts: Arc<ArtifactCache>,
+        stats: Arc<crate::metrics::HostStats>,
     ) -> Self {
         Self {
             store,
             sandbox,
             artifacts,
             by_digest: DashMap::new(),
+            stats,
         }
     }
 
@@ -84,8 +87,9 @@ impl Programs {
         })?;
         let (sandbox, artifacts, name) =
             (self.sandbox.clone(), self.artifacts.clone(), name.clone());
+        let stats = self.stats.clone();
         let loaded = tokio::task::spawn_blocking(move || {
-            load_program(&sandbox, &artifacts, &name, digest, &bytes)
+            load_program(&sandbox, &artifacts, &stats, &name, digest, &bytes)
         })
         .await
         .unwrap_or_else(|e| {
@@ -100,23 +104,29 @@ impl Programs {
 fn load_program(
     sandbox: &Sandbox,
     artifacts: &ArtifactCache,
+    stats: &crate::metrics::HostStats,
     name: &str,
     digest: Digest,
     bytes: &[u8],
 ) -> Result<Arc<Program>, String> {
+    use std::sync::atomic::Ordering::Relaxed;
     if let Some(artifact) = artifacts.verified(&digest) {
         match sandbox.load_artifact(digest, bytes, &artifact) {
             Ok(program) => {
+                stats.artifact_hits.fetch_add(1, Relaxed);
                 tracing::info!(name, %digest, from = "artifact", "module loaded");
                 return Ok(Arc::new(program));
             }
             Err(e) => tracing::warn!(name, %digest, error = %e, "artifact unusable; recompiling"),
         }
     }
+    stats.artifact_misses.fetch_add(1, Relaxed);
+    let started = std::time::Instant::now();
     let compiled = sandbox.compile(digest, bytes).map_err(|e| {
         tracing::error!(name, %digest, error = %e, "stored module no longer compiles");
         format!("it no longer compiles: {}", e.message)
     })?;
+    stats.compiled(started.elapsed());
     if let Err(e) = artifacts.put(&digest, &compiled.artifact) {
         tracing::warn!(%digest, error = %e, "cannot cache the compiled artifact");
     }

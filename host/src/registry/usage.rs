@@ -5,22 +5,13 @@
 //! [`FunctionUsage`] snapshot, so the JSON of the admin API and any other rendering (a
 //! metrics endpoint) show the same numbers.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 use dashmap::DashMap;
 use serde_json::{Map, Value, json};
 
 use crate::error::Kind;
-
-/// Counters of one function.
-#[derive(Debug, Default)]
-struct Counters {
-    calls: AtomicU64,
-    fuel_used: AtomicU64,
-    elapsed_us: AtomicU64,
-    /// Failures by kind, indexed like [`Kind::ALL`].
-    errors: [AtomicU64; Kind::ALL.len()],
-}
+use crate::metrics::FunctionStats;
 
 /// What one function has done so far.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +22,9 @@ pub struct FunctionUsage {
     pub elapsed_us: u64,
     /// Failures by kind; kinds that never happened are left out.
     pub errors: Vec<(Kind, u64)>,
+    /// Latency quantiles from the histogram's buckets (an upper bound), when there were calls.
+    pub p50_us: Option<u64>,
+    pub p99_us: Option<u64>,
 }
 
 impl FunctionUsage {
@@ -58,51 +52,51 @@ impl FunctionUsage {
             "fuel_used": self.fuel_used,
             "elapsed_ms": self.elapsed_us as f64 / 1000.0,
             "mean_elapsed_us": mean,
+            "p50_us": self.p50_us,
+            "p99_us": self.p99_us,
         })
     }
 }
 
-/// Counters of every function of a name.
+/// Counters of every function of a name, by function name. A deploy takes the counters of its
+/// functions once ([`Usage::stats`]); calls record into them without a lookup.
 #[derive(Debug, Default)]
 pub struct Usage {
-    functions: DashMap<String, Counters>,
+    functions: DashMap<String, Arc<FunctionStats>>,
 }
 
 impl Usage {
-    /// Records one finished call of `function`.
-    pub fn record(&self, function: &str, fuel_used: u64, elapsed_us: u64, error: Option<Kind>) {
-        let update = |c: &Counters| {
-            c.calls.fetch_add(1, Relaxed);
-            c.fuel_used.fetch_add(fuel_used, Relaxed);
-            c.elapsed_us.fetch_add(elapsed_us, Relaxed);
-            if let Some(kind) = error {
-                c.errors[kind as usize].fetch_add(1, Relaxed);
-            }
-        };
-        match self.functions.get(function) {
-            Some(c) => update(&c),
-            None => update(&self.functions.entry(function.to_owned()).or_default()),
-        }
+    /// The counters of `function`, created on first use.
+    pub fn stats(&self, function: &str) -> Arc<FunctionStats> {
+        self.functions
+            .entry(function.to_owned())
+            .or_default()
+            .value()
+            .clone()
     }
 
-    /// Every function's counters now, sorted by function.
+    /// Records one finished call of `function` (for callers without its counters at hand).
+    pub fn record(&self, function: &str, fuel_used: u64, elapsed_us: u64, error: Option<Kind>) {
+        self.stats(function).record(fuel_used, elapsed_us, error);
+    }
+
+    /// Every function's counters now, sorted by function: the functions called at least once (counters exist from deploy on, for the hot path's
+    /// sake; one never called has nothing to report).
     pub fn snapshot(&self) -> Vec<FunctionUsage> {
         let mut all: Vec<FunctionUsage> = self
             .functions
             .iter()
+            .filter(|f| f.value().calls() > 0)
             .map(|f| {
                 let c = f.value();
                 FunctionUsage {
                     function: f.key().clone(),
-                    calls: c.calls.load(Relaxed),
-                    fuel_used: c.fuel_used.load(Relaxed),
-                    elapsed_us: c.elapsed_us.load(Relaxed),
-                    errors: Kind::ALL
-                        .iter()
-                        .zip(&c.errors)
-                        .map(|(k, n)| (*k, n.load(Relaxed)))
-                        .filter(|(_, n)| *n > 0)
-                        .collect(),
+                    calls: c.calls(),
+                    fuel_used: c.fuel_used(),
+                    elapsed_us: c.elapsed_us(),
+                    errors: c.errors(),
+                    p50_us: c.latency.quantile(0.5),
+                    p99_us: c.latency.quantile(0.99),
                 }
             })
             .collect();

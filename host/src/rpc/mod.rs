@@ -40,9 +40,11 @@ pub async fn dispatch(
             result,
             fuel_used: 0,
             elapsed: start.elapsed(),
+            peak_memory_bytes: 0,
         });
     }
     let Some((module, function)) = method.split_once('.') else {
+        app.stats.unknown_methods.fetch_add(1, Ordering::Relaxed);
         return Err(Error::new(
             Kind::MethodNotFound,
             format!("no method `{method}`: methods are named `<module>.<function>`"),
@@ -50,6 +52,7 @@ pub async fn dispatch(
         .with("method", method));
     };
     let Some(entry) = app.registry.get(module) else {
+        app.stats.unknown_methods.fetch_add(1, Ordering::Relaxed);
         return Err(Error::new(
             Kind::MethodNotFound,
             format!("no method `{method}`: no module named `{module}` is deployed"),
@@ -58,7 +61,8 @@ pub async fn dispatch(
         .with("module", module)
         .with("reason", "module_not_found"));
     };
-    let Some(meta) = entry.function(function) else {
+    let Some((meta, stats)) = entry.function_stats(function) else {
+        app.stats.unknown_methods.fetch_add(1, Ordering::Relaxed);
         return Err(Error::new(
             Kind::MethodNotFound,
             format!("no method `{method}`: the module `{module}` has no function `{function}`"),
@@ -88,6 +92,7 @@ pub async fn dispatch(
                             params,
                             &entry.limits,
                             &ctx.request_id,
+                            Some(&entry.log_sink),
                         )
                         .await
                 }
@@ -120,12 +125,13 @@ pub async fn dispatch(
         ),
     };
     let elapsed = u64::try_from(elapsed).unwrap_or(u64::MAX);
-    entry.usage.record(
-        function,
-        fuel,
-        elapsed,
-        result.as_ref().err().map(|e| e.kind),
-    );
+    let kind = result.as_ref().err().map(|e| e.kind);
+    match kind {
+        Some(Kind::Busy) => app.stats.busy.fetch_add(1, Ordering::Relaxed),
+        Some(Kind::RateLimited) => app.stats.rate_limited.fetch_add(1, Ordering::Relaxed),
+        _ => 0,
+    };
+    stats.record(fuel, elapsed, kind);
     result
 }
 

@@ -25,7 +25,7 @@ use wasmtime::{Extern, Instance, Memory, Store, TypedFunc};
 
 use super::limiter::Limiter;
 use super::output::{bad_output, read_output};
-use super::state::{CallState, LogState};
+use super::state::{CallState, LogSink, LogState};
 use super::trap::{classify, deadline_exceeded, is_out_of_fuel};
 use super::{Abi, Function, Program};
 use crate::config::Limits;
@@ -41,6 +41,24 @@ pub struct CallOutput {
     pub fuel_used: u64,
     /// Wall-clock time of the whole call.
     pub elapsed: Duration,
+    /// The largest linear memory the call's instance had.
+    pub peak_memory_bytes: u64,
+}
+
+/// Counts a call's instance (one pool slot) while the call runs.
+struct InstanceCount<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InstanceCount<'a> {
+    fn new(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for InstanceCount<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Why an attempt did not produce output: wasmtime said so, or the guest broke the ABI.
@@ -85,6 +103,7 @@ impl Program {
         params: &[u8],
         limits: &Limits,
         request_id: &RequestId,
+        sink: Option<&Arc<dyn LogSink>>,
     ) -> Result<CallOutput, Error> {
         let start = Instant::now();
         let Some(f) = self.functions.get(function) else {
@@ -97,11 +116,12 @@ impl Program {
         };
         let slice = self.settings.fuel_yield_interval;
         let rerun = limits.fuel > slice;
+        let _instance = InstanceCount::new(&self.instances);
         let mut store = self.store(
             module,
             f,
             limits,
-            request_id,
+            (request_id, sink),
             Mode::Sync { rerun },
             limits.timeout(),
         )?;
@@ -111,7 +131,7 @@ impl Program {
         if rerun && matches!(&outcome, Err(Fail::Wasm(e)) if is_out_of_fuel(e)) {
             // The call needs more than one slice: run it again where it can yield.
             let left = limits.timeout().saturating_sub(start.elapsed());
-            store = self.store(module, f, limits, request_id, Mode::Async, left)?;
+            store = self.store(module, f, limits, (request_id, sink), Mode::Async, left)?;
             // The epoch deadline stops guest code; this outer timeout also bounds anything
             // else (instantiation, host functions) should it ever stall.
             let grace = self.settings.epoch_tick * 4 + Duration::from_millis(50);
@@ -137,6 +157,7 @@ impl Program {
                     result,
                     fuel_used,
                     elapsed,
+                    peak_memory_bytes: state.limiter.peak_memory as u64,
                 });
             }
             Err(fail) => fail,
@@ -159,7 +180,7 @@ impl Program {
         module: &Arc<str>,
         f: &Function,
         limits: &Limits,
-        request_id: &RequestId,
+        (request_id, sink): (&RequestId, Option<&Arc<dyn LogSink>>),
         mode: Mode,
         deadline: Duration,
     ) -> Result<Store<CallState>, Error> {
@@ -177,6 +198,7 @@ impl Program {
                 digest: self.digest,
                 request_id: request_id.clone(),
                 fuel_budget: fuel,
+                sink: sink.cloned(),
                 log: LogState::new(self.settings.log, mode == Mode::Sync { rerun: true }),
             },
         );

@@ -17,6 +17,12 @@ use crate::config::Config;
 /// Builds the engine for `config`: pooled if the pool's address space can be reserved, else
 /// on-demand (slower, but correct).
 pub(super) fn build(config: &Config) -> wasmtime::Result<Engine> {
+    let reset = memory_reset();
+    tracing::info!(
+        pagemap_scan = reset.pagemap_scan,
+        why = reset.why,
+        "memory reset between calls"
+    );
     match Engine::new(&wasm_config(config, true)) {
         Ok(engine) => Ok(engine),
         Err(e) => {
@@ -68,10 +74,55 @@ fn wasm_config(config: &Config, pooling: bool) -> WasmConfig {
             // resetting them is cheaper than faulting them in again (docs/PERFORMANCE.md).
             .linear_memory_keep_resident(64 << 10)
             .table_keep_resident(16 << 10)
-            .pagemap_scan(Enabled::Auto);
+            .pagemap_scan(if memory_reset().pagemap_scan {
+                Enabled::Auto
+            } else {
+                Enabled::No
+            });
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     c
+}
+
+/// How a pool slot's memory is reset between calls, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryReset {
+    /// Whether wasmtime may ask the kernel which pages a call dirtied (`PAGEMAP_SCAN`) instead
+    /// of resetting every kept-resident page.
+    pub pagemap_scan: bool,
+    pub why: &'static str,
+}
+
+/// The reset this process uses, decided once from `/proc/swaps`.
+///
+/// wasmtime 48's `pagemap_scan` reset asks for pages that are *written and present*
+/// (`sys/unix/pagemap.rs`, `category_mask(WRITTEN | PRESENT | ..)`): a page a call dirtied that
+/// the kernel has since swapped out is not present, is not reported, and keeps the previous
+/// call's bytes for the next call in that slot (wasmtime PR #14357, fixed after 48). So with
+/// any swap device active, or when that cannot be told, fnhost resets by hand: slower, never
+/// stale. Swap turned on after start is not seen: restart the host (docs/SECURITY.md).
+pub fn memory_reset() -> MemoryReset {
+    static DECIDED: std::sync::OnceLock<MemoryReset> = std::sync::OnceLock::new();
+    *DECIDED.get_or_init(|| reset_for(std::fs::read_to_string("/proc/swaps").ok().as_deref()))
+}
+
+/// The decision for a `/proc/swaps` text (`None`: unreadable).
+fn reset_for(proc_swaps: Option<&str>) -> MemoryReset {
+    match proc_swaps {
+        None => MemoryReset {
+            pagemap_scan: false,
+            why: "/proc/swaps is unreadable, so swap may be on",
+        },
+        // The first line is the header; every other line is an active swap device or file.
+        Some(text) if text.lines().skip(1).any(|l| !l.trim().is_empty()) => MemoryReset {
+            pagemap_scan: false,
+            why: "swap is on: wasmtime 48's pagemap_scan would miss swapped-out dirty pages",
+        },
+        Some(_) => MemoryReset {
+            pagemap_scan: true,
+            why: "no swap: pagemap_scan sees every page a call dirtied",
+        },
+    }
 }
 
 pub(super) fn spawn_ticker(
@@ -114,5 +165,22 @@ impl Hasher for Sha256Hasher {
     }
     fn write(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pagemap_scan_only_without_swap() {
+        let header = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
+        assert!(reset_for(Some(header)).pagemap_scan);
+        assert!(reset_for(Some("")).pagemap_scan);
+        let zram = format!("{header}/dev/zram0   partition\t4194300\t0\t100\n");
+        assert!(!reset_for(Some(&zram)).pagemap_scan);
+        let file = format!("{header}/swapfile  file  1048572  524  -2\n");
+        assert!(!reset_for(Some(&file)).pagemap_scan);
+        assert!(!reset_for(None).pagemap_scan);
     }
 }

@@ -20,6 +20,8 @@ pub struct Inspected {
     pub functions: Vec<FunctionMeta>,
     /// Functions the module defines (a compile-cost indicator).
     pub defined_functions: u32,
+    /// What it imports, as `module.name` (all of them host functions, or it was refused).
+    pub imports: Vec<String>,
 }
 
 /// Caps the pre-pass enforces.
@@ -45,6 +47,7 @@ pub fn inspect(bytes: &[u8], caps: &Caps) -> Result<Inspected, Error> {
     let mut memories = 0u32;
     let mut tables = 0u32;
     let mut defined_functions = 0u32;
+    let mut imports: Vec<String> = Vec::new();
 
     for payload in Parser::new(0).parse_all(bytes) {
         let payload =
@@ -64,6 +67,7 @@ pub fn inspect(bytes: &[u8], caps: &Caps) -> Result<Inspected, Error> {
                     let import = import.map_err(|e| bad(format!("bad import: {}", e.message())))?;
                     let offered = hostfn::offers(import.module, import.name)
                         && matches!(import.ty, TypeRef::Func(_));
+                    imports.push(format!("{}.{}", import.module, import.name));
                     if !offered {
                         return Err(bad(format!(
                             "the module imports `{}.{}`, which this host does not offer \
@@ -168,6 +172,7 @@ pub fn inspect(bytes: &[u8], caps: &Caps) -> Result<Inspected, Error> {
         abi,
         functions,
         defined_functions,
+        imports,
     })
 }
 

@@ -13,6 +13,8 @@ pub(super) struct Limiter {
     pub memory_refused: Option<usize>,
     /// Set when a table growth was refused: the requested elements.
     pub table_refused: Option<usize>,
+    /// The largest linear memory the instance had (its initial size included).
+    pub peak_memory: usize,
 }
 
 impl Limiter {
@@ -22,6 +24,7 @@ impl Limiter {
             table_elements: table_elements as usize,
             memory_refused: None,
             table_refused: None,
+            peak_memory: 0,
         }
     }
 }
@@ -37,6 +40,7 @@ impl ResourceLimiter for Limiter {
             self.memory_refused = Some(desired);
             return Ok(false);
         }
+        self.peak_memory = self.peak_memory.max(desired);
         Ok(true)
     }
 
@@ -110,8 +114,10 @@ mod tests {
         let grow = instance
             .get_typed_func::<i32, i32>(&mut store, "grow")
             .unwrap();
+        assert_eq!(store.data().peak_memory, 1 << 16, "the initial size counts");
         assert_eq!(grow.call(&mut store, 1).unwrap(), 1, "to the cap: allowed");
         assert_eq!(grow.call(&mut store, 1).unwrap(), -1, "past it: -1");
         assert_eq!(store.data().memory_refused, Some(3 << 16));
+        assert_eq!(store.data().peak_memory, 2 << 16);
     }
 }

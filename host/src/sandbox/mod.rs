@@ -31,8 +31,10 @@ use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, ModuleExport, Va
 
 pub use abi::Abi;
 pub use call::CallOutput;
+pub use engine::{MemoryReset, memory_reset};
 pub use inspect::{Caps, Inspected, inspect};
 pub use output::read_output;
+pub use state::{GuestLog, LogSink};
 
 use crate::config::Config;
 use crate::digest::Digest;
@@ -66,6 +68,8 @@ pub struct Sandbox {
     compat_key: String,
     /// Compiles run in this child process when set ([`worker`]).
     worker: Option<worker::Worker>,
+    /// Instances alive now (pool slots in use), shared with every program.
+    instances: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -95,6 +99,8 @@ pub struct Program {
     /// Metadata in export order, for listings.
     metas: Vec<FunctionMeta>,
     settings: Settings,
+    /// The sandbox's count of instances alive.
+    instances: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for Program {
@@ -162,6 +168,7 @@ impl Sandbox {
             ticker_stop,
             compat_key,
             worker,
+            instances: Arc::default(),
         })
     }
 
@@ -169,6 +176,11 @@ impl Sandbox {
     /// compare fnhost with wasmtime alone on the same engine (`bench/src/bare.rs`).
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Instances alive now (instance pool slots in use).
+    pub fn instances(&self) -> &Arc<std::sync::atomic::AtomicUsize> {
+        &self.instances
     }
 
     /// Names artifacts this engine can load; part of their path on disk.
@@ -245,6 +257,7 @@ impl Sandbox {
             functions,
             metas,
             settings: self.settings,
+            instances: self.instances.clone(),
         })
     }
 }

@@ -2,6 +2,7 @@
 //! for log lines, the fuel it was given, and its guest log lines.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use fnhost_abi::LogLevel;
 
@@ -47,6 +48,22 @@ impl LogState {
     }
 }
 
+/// One line a guest logged, as a [`LogSink`] receives it.
+#[derive(Debug, Clone)]
+pub struct GuestLog {
+    pub time: SystemTime,
+    pub level: LogLevel,
+    pub function: Arc<str>,
+    pub request_id: crate::context::RequestId,
+    pub message: String,
+}
+
+/// Where a call's guest log lines go besides the host's log (a module's live ring, the
+/// `fnhost run` printout). Called only when a guest logs, and only for lines that count.
+pub trait LogSink: Send + Sync + std::fmt::Debug {
+    fn line(&self, line: GuestLog);
+}
+
 /// Per-call store data.
 pub(super) struct CallState {
     pub limiter: Limiter,
@@ -58,6 +75,8 @@ pub(super) struct CallState {
     /// The fuel this attempt was given, to tell what it used.
     pub fuel_budget: u64,
     pub log: LogState,
+    /// Where log lines go besides tracing.
+    pub sink: Option<Arc<dyn LogSink>>,
 }
 
 impl CallState {
@@ -69,8 +88,18 @@ impl CallState {
         }
     }
 
-    /// Sends a guest's log line to the host's tracing, naming the module, function and digest.
+    /// Sends a guest's log line to the host's tracing, naming the module, function and digest,
+    /// and to the sink.
     fn emit(&self, level: LogLevel, message: &str) {
+        if let Some(sink) = &self.sink {
+            sink.line(GuestLog {
+                time: SystemTime::now(),
+                level,
+                function: self.function.clone(),
+                request_id: self.request_id.clone(),
+                message: message.to_owned(),
+            });
+        }
         let (module, function, digest) = (&*self.module, &*self.function, self.digest);
         let request_id = &self.request_id;
         macro_rules! emit {
@@ -110,6 +139,7 @@ impl CallState {
             digest: Digest::of(b""),
             request_id: crate::context::RequestId::generated(),
             fuel_budget: 0,
+            sink: None,
             log: LogState::new(
                 LogCaps {
                     lines: 2,

@@ -24,8 +24,12 @@ use super::{ConnectionGuard, Listener, accept_backoff, stopped};
 use crate::AppState;
 use crate::context::Peer;
 
-pub(super) async fn accept(listener: TcpListener, app: AppState, mut stop: watch::Receiver<bool>) {
-    let router = crate::app(app.clone());
+pub(super) async fn accept(
+    listener: TcpListener,
+    app: AppState,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let (stream, peer) = tokio::select! {
             () = stopped(&mut stop) => return,

@@ -30,6 +30,7 @@ pub struct Server {
     app: AppState,
     http: TcpListener,
     tcp: Option<TcpListener>,
+    metrics: Option<TcpListener>,
 }
 
 impl Server {
@@ -46,6 +47,14 @@ impl Server {
             None => None,
             Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| BindError {
                 flag: "--tcp",
+                addr,
+                source: e,
+            })?),
+        };
+        let metrics = match app.config.metrics_listen {
+            None => None,
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| BindError {
+                flag: "--metrics-listen",
                 addr,
                 source: e,
             })?),
@@ -67,12 +76,27 @@ impl Server {
                 "serving the TCP transport in clear on a non-loopback address; add --tcp-tls"
             );
         }
-        Ok(Self { app, http, tcp })
+        Ok(Self {
+            app,
+            http,
+            tcp,
+            metrics,
+        })
     }
 
     /// Serves on already bound listeners (tests bind their own).
     pub fn from_listeners(app: AppState, http: TcpListener, tcp: Option<TcpListener>) -> Self {
-        Self { app, http, tcp }
+        Self {
+            app,
+            http,
+            tcp,
+            metrics: None,
+        }
+    }
+
+    /// The metrics listener's address, when there is one.
+    pub fn metrics_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.metrics.as_ref().map(TcpListener::local_addr)
     }
 
     /// The HTTP listener's address.
@@ -92,8 +116,17 @@ impl Server {
         let mut accepting = vec![tokio::spawn(http::accept(
             self.http,
             app.clone(),
+            crate::app(app.clone()),
             stopped.clone(),
         ))];
+        if let Some(metrics) = self.metrics {
+            accepting.push(tokio::spawn(http::accept(
+                metrics,
+                app.clone(),
+                crate::http::metrics_router(app.clone()),
+                stopped.clone(),
+            )));
+        }
         if let Some(tcp) = self.tcp {
             accepting.push(tokio::spawn(tcp::accept(tcp, app.clone(), stopped)));
         }

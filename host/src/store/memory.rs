@@ -1,15 +1,20 @@
 //! A store in memory: nothing survives the process. For fast unit tests of everything above
 //! the seam, and for fault injection ([`MemoryStore::fail_next`], [`MemoryStore::corrupt`]):
 //! what a real backend does only on a full disk or a flipped bit, this one does on request.
+//! [`MemoryStore::shared`] makes one that several hosts in one process share, numbering and
+//! announcing its changes as a database backend does, so replica behaviour is testable without
+//! a database ([`MemoryStore::mute`] drops announcements, as a lost connection would).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
+use tokio::sync::broadcast;
 
 use super::{
-    AuditEntry, KeyRecord, NameRecord, NewVersion, Store, StoreError, StoreErrorKind, StoreStats,
-    append,
+    AuditEntry, Change, Changed, KeyRecord, NameRecord, NewVersion, Store, StoreError,
+    StoreErrorKind, StoreStats, append,
 };
 use crate::digest::Digest;
 
@@ -17,6 +22,10 @@ use crate::digest::Digest;
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// Set for a shared store: where changes are announced.
+    announce: Option<broadcast::Sender<u64>>,
+    /// Announcements are dropped (replicas must catch up by polling).
+    muted: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -27,11 +36,41 @@ struct State {
     audit: Vec<AuditEntry>,
     /// The next write fails with this kind, changing nothing.
     fail_next: Option<StoreErrorKind>,
+    /// A shared store's changes, numbered from 1.
+    changes: Vec<Change>,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store several hosts share: changes are numbered and announced.
+    pub fn shared() -> Self {
+        Self {
+            announce: Some(broadcast::channel(64).0),
+            ..Self::default()
+        }
+    }
+
+    /// Drops (`true`) or sends again (`false`) the announcements of changes.
+    pub fn mute(&self, muted: bool) {
+        self.muted.store(muted, Relaxed);
+    }
+
+    /// Records a change of a shared store and announces it, after `state` is released.
+    fn changed(&self, mut state: MutexGuard<'_, State>, what: Changed) {
+        if self.announce.is_none() {
+            return;
+        }
+        let seq = state.changes.len() as u64 + 1;
+        state.changes.push(Change { seq, what });
+        drop(state);
+        if let Some(tx) = &self.announce
+            && !self.muted.load(Relaxed)
+        {
+            let _ = tx.send(seq);
+        }
     }
 
     /// Makes the next write (commit, removal, collection) fail with `kind` and change nothing.
@@ -102,6 +141,7 @@ impl Store for MemoryStore {
         }
         let record = append(state.names.get(name).cloned(), name, version);
         state.names.insert(name.to_owned(), record.clone());
+        self.changed(state, Changed::Name(name.to_owned()));
         Ok(record)
     }
 
@@ -130,7 +170,11 @@ impl Store for MemoryStore {
     async fn remove_name(&self, name: &str) -> Result<Option<NameRecord>, StoreError> {
         let mut state = self.lock();
         state.injected()?;
-        Ok(state.names.remove(name))
+        let removed = state.names.remove(name);
+        if removed.is_some() {
+            self.changed(state, Changed::Name(name.to_owned()));
+        }
+        Ok(removed)
     }
 
     async fn collect_garbage(&self) -> Result<usize, StoreError> {
@@ -158,7 +202,9 @@ impl Store for MemoryStore {
     async fn put_key(&self, key: KeyRecord) -> Result<(), StoreError> {
         let mut state = self.lock();
         state.injected()?;
-        state.keys.insert(key.id.clone(), key);
+        let id = key.id.clone();
+        state.keys.insert(id.clone(), key);
+        self.changed(state, Changed::Key(id));
         Ok(())
     }
 
@@ -169,7 +215,11 @@ impl Store for MemoryStore {
     async fn delete_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
         let mut state = self.lock();
         state.injected()?;
-        Ok(state.keys.remove(id))
+        let removed = state.keys.remove(id);
+        if removed.is_some() {
+            self.changed(state, Changed::Key(id.to_owned()));
+        }
+        Ok(removed)
     }
 
     async fn append_audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
@@ -189,6 +239,24 @@ impl Store for MemoryStore {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    async fn changes_since(&self, after: u64) -> Result<Vec<Change>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .changes
+            .iter()
+            .skip(usize::try_from(after).unwrap_or(usize::MAX))
+            .cloned()
+            .collect())
+    }
+
+    async fn last_change(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().changes.len() as u64)
+    }
+
+    fn watch(&self) -> Option<broadcast::Receiver<u64>> {
+        self.announce.as_ref().map(broadcast::Sender::subscribe)
     }
 }
 

@@ -260,13 +260,15 @@ impl StoreError {
     }
 }
 
-/// What a caller is told: a full store is `store_full` (507); anything else is an internal
-/// error whose detail is logged here, never sent.
+/// What a caller is told: a full store is `store_full` (507), an unreachable one (a shared
+/// database down, an I/O error) `store_unavailable` (503, retry); anything else is an internal
+/// error. The detail is logged here, never sent.
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, kind = ?e.kind, "store operation failed");
         match e.kind {
             StoreErrorKind::OutOfSpace => Error::store_full(),
+            StoreErrorKind::Backend => Error::store_unavailable(),
             _ => Error::internal(),
         }
     }
@@ -317,7 +319,11 @@ mod tests {
         assert_eq!(full.kind, Kind::StoreFull);
         assert_eq!(full.kind.status().as_u16(), 507);
         assert!(!full.message.contains("/secret"), "{}", full.message);
-        let other: Error = StoreError::new(StoreErrorKind::Backend, "/secret/path: EIO").into();
+        let down: Error = StoreError::new(StoreErrorKind::Backend, "/secret/path: EIO").into();
+        assert_eq!(down.kind, Kind::StoreUnavailable);
+        assert_eq!(down.kind.status().as_u16(), 503);
+        assert!(!down.message.contains("/secret"));
+        let other: Error = StoreError::new(StoreErrorKind::Corrupt, "/secret/path: bad").into();
         assert_eq!(other.kind, Kind::Internal);
         assert!(!other.message.contains("/secret"));
     }
