@@ -10,7 +10,8 @@
 use deadpool_postgres::Pool;
 use sha2::{Digest as _, Sha256};
 
-use super::{MIGRATE_LOCK, pg_error, pool_error};
+use super::MIGRATE_LOCK;
+use super::errors::{pg_error, pool_error};
 use crate::store::{StoreError, StoreErrorKind};
 
 /// One versioned SQL file.

@@ -11,8 +11,10 @@
 //! (`Backend`) within seconds; the `LISTEN` connection is separate ([`listen`]). The schema is
 //! brought up to date at open ([`migrate`]). `docs/STORAGE.md` has the reasoning.
 
+mod errors;
 mod listen;
 pub mod migrate;
+mod url;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,16 +22,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
-use tokio_postgres::config::{Host, SslMode};
-use tokio_postgres::error::SqlState;
 
 use super::{
     AuditEntry, Change, Changed, KeyRecord, NameRecord, NewVersion, Store, StoreError,
     StoreErrorKind, StoreStats, VersionRecord,
 };
 use crate::digest::Digest;
+use errors::{corrupt, decode, encode, pg_error, pool_error};
+use url::{describe, parse};
 
 /// How long an operation waits for a pooled connection, and a new connection to be made.
 pub const WAIT: Duration = Duration::from_secs(2);
@@ -80,6 +82,11 @@ impl PostgresStore {
             tracing::info!(store = %describe, ?applied, "schema migrated");
         }
         let listener = listen::Listener::start(config);
+        // Healthy from the start when the server is: give the LISTEN connection its moment.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !listener.healthy() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         Ok(PostgresStore {
             pool,
             describe,
@@ -125,100 +132,6 @@ impl PostgresStore {
         .map_err(|e| pg_error("notify a change", e))?;
         Ok(seq as u64)
     }
-}
-
-/// The config `url` describes, refused when it is not PostgreSQL or asks for TLS.
-fn parse(url: &str) -> Result<tokio_postgres::Config, StoreError> {
-    let invalid = |why: String| StoreError::new(StoreErrorKind::Backend, why);
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return Err(invalid(
-            "a PostgreSQL store URL starts with postgres:// or postgresql://".to_owned(),
-        ));
-    }
-    // The parser's messages name options, never their values.
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| invalid(format!("cannot read the store URL: {e}")))?;
-    match config.get_ssl_mode() {
-        SslMode::Disable | SslMode::Prefer => {}
-        _ => {
-            return Err(invalid(
-                "the store URL asks for TLS (sslmode=require), which fnhost does not speak to \
-                 the database yet: use sslmode=disable on a network you trust"
-                    .to_owned(),
-            ));
-        }
-    }
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(WAIT);
-    }
-    if config.get_application_name().is_none() {
-        config.application_name("fnhost");
-    }
-    Ok(config)
-}
-
-/// `postgres://user@host:port/db` from the parsed config: no password, whatever the URL held.
-fn describe(config: &tokio_postgres::Config) -> String {
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(h)) => h.clone(),
-        #[cfg(unix)]
-        Some(Host::Unix(path)) => path.display().to_string(),
-        None => "localhost".to_owned(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let user = config.get_user().unwrap_or("");
-    let db = config.get_dbname().unwrap_or(user);
-    format!("postgres://{user}@{host}:{port}/{db}")
-}
-
-/// A driver error, typed by SQLSTATE (or as `Backend`: a lost connection, ...).
-fn pg_error(what: &str, e: tokio_postgres::Error) -> StoreError {
-    let kind = match e.code() {
-        Some(c)
-            if *c == SqlState::UNIQUE_VIOLATION
-                || *c == SqlState::FOREIGN_KEY_VIOLATION
-                || *c == SqlState::T_R_SERIALIZATION_FAILURE
-                || *c == SqlState::T_R_DEADLOCK_DETECTED =>
-        {
-            StoreErrorKind::Conflict
-        }
-        Some(c) if *c == SqlState::DISK_FULL => StoreErrorKind::OutOfSpace,
-        _ => StoreErrorKind::Backend,
-    };
-    // `{:#}` would add the server's detail lines, which may quote values; the message is enough.
-    let message = match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
-    };
-    StoreError::new(kind, format!("postgres: {what}: {message}"))
-}
-
-/// No connection within the wait, or none could be made: `Backend`.
-fn pool_error(e: PoolError) -> StoreError {
-    match e {
-        PoolError::Backend(e) => pg_error("connect", e),
-        other => StoreError::new(
-            StoreErrorKind::Backend,
-            format!("postgres: no connection: {other}"),
-        ),
-    }
-}
-
-fn corrupt(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StoreError {
-    StoreError::new(StoreErrorKind::Corrupt, format!("postgres: {what}: {e}"))
-}
-
-fn decode<T: serde::de::DeserializeOwned>(
-    what: impl std::fmt::Display,
-    value: serde_json::Value,
-) -> Result<T, StoreError> {
-    serde_json::from_value(value).map_err(|e| corrupt(what, e))
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, StoreError> {
-    serde_json::to_value(value)
-        .map_err(|e| StoreError::new(StoreErrorKind::Backend, format!("encode a record: {e}")))
 }
 
 /// `name`'s history as stored, `None` when it has none.
@@ -353,7 +266,7 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT name, record FROM versions ORDER BY name, version",
+                "SELECT name, record FROM versions ORDER BY name COLLATE \"C\", version",
                 &[],
             )
             .await
@@ -475,7 +388,7 @@ impl Store for PostgresStore {
     async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT id, record FROM keys ORDER BY id", &[])
+            .query("SELECT id, record FROM keys ORDER BY id COLLATE \"C\"", &[])
             .await
             .map_err(|e| pg_error("read the keys", e))?;
         rows.into_iter()
@@ -586,41 +499,5 @@ impl Store for PostgresStore {
 
     fn healthy(&self) -> bool {
         self.listener.healthy()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_description_never_holds_the_password() {
-        let c = parse("postgres://fn:s3cret-pw@db.example:6543/registry?sslmode=disable").unwrap();
-        assert_eq!(describe(&c), "postgres://fn@db.example:6543/registry");
-        let c = parse("postgresql://fn:s3cret-pw@db.example/registry").unwrap();
-        assert_eq!(describe(&c), "postgres://fn@db.example:5432/registry");
-    }
-
-    #[test]
-    fn tls_is_refused_and_plain_or_prefer_accepted() {
-        let e = parse("postgres://u@h/db?sslmode=require").unwrap_err();
-        assert!(e.detail.contains("sslmode=require"), "{e}");
-        assert!(parse("postgres://u@h/db?sslmode=prefer").is_ok());
-        assert!(parse("postgres://u@h/db?sslmode=disable").is_ok());
-    }
-
-    #[test]
-    fn other_schemes_are_refused() {
-        let e = parse("mysql://u:pw@h/db").unwrap_err();
-        assert!(e.detail.contains("postgres://"), "{e}");
-        assert!(!e.detail.contains("pw"), "{e}");
-    }
-
-    #[test]
-    fn timeouts_are_bounded_unless_the_url_says() {
-        let c = parse("postgres://u@h/db").unwrap();
-        assert_eq!(c.get_connect_timeout(), Some(&WAIT));
-        let c = parse("postgres://u@h/db?connect_timeout=7").unwrap();
-        assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(7)));
     }
 }
