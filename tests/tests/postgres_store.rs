@@ -173,6 +173,21 @@ async fn a_migration_changed_after_it_was_applied_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_disable_and_prefer_connect_in_plain_text_and_require_is_refused() {
+    let db = Pg::new();
+    for mode in ["disable", "prefer"] {
+        let store = PostgresStore::open(&format!("{}?sslmode={mode}", db.url))
+            .await
+            .unwrap();
+        assert!(store.names().await.unwrap().is_empty(), "{mode}");
+    }
+    let e = PostgresStore::open(&format!("{}?sslmode=require", db.url))
+        .await
+        .unwrap_err();
+    assert!(e.detail.contains("sslmode=require"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_through_one_store_is_announced_on_the_other() {
     let db = Pg::new();
     let (a, b) = (db.open().await, db.open().await);

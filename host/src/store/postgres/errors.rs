@@ -20,10 +20,12 @@ pub fn pg_error(what: &str, e: tokio_postgres::Error) -> StoreError {
         Some(c) if *c == SqlState::DISK_FULL => StoreErrorKind::OutOfSpace,
         _ => StoreErrorKind::Backend,
     };
-    // `{:#}` would add the server's detail lines, which may quote values; the message is enough.
-    let message = match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+    // The server's detail lines may quote values; its message and code are enough. Other
+    // errors say what failed, and their cause why (`Connection refused`).
+    let message = match (e.as_db_error(), std::error::Error::source(&e)) {
+        (Some(db), _) => format!("{} ({})", db.message(), db.code().code()),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
     };
     StoreError::new(kind, format!("postgres: {what}: {message}"))
 }
