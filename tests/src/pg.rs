@@ -155,6 +155,7 @@ impl PgServer {
     pub fn create_database(&self) -> String {
         let name = format!("db{}", self.databases.fetch_add(1, Ordering::Relaxed));
         let mut c = Command::new(self.bin.join("createdb"));
+        c.env("PGCONNECT_TIMEOUT", "10");
         c.args([
             "-h",
             "127.0.0.1",
