@@ -2,10 +2,15 @@
 //! driver's config (TLS refused, timeouts bounded), and described for the log without its
 //! password.
 
+use std::time::Duration;
+
 use tokio_postgres::config::{Host, SslMode};
 
 use super::WAIT;
 use crate::store::{StoreError, StoreErrorKind};
+
+/// tokio-postgres's keepalive idle time when the URL sets none.
+const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// The config `url` describes, refused when it is not PostgreSQL or asks for TLS.
 pub fn parse(url: &str) -> Result<tokio_postgres::Config, StoreError> {
@@ -32,6 +37,22 @@ pub fn parse(url: &str) -> Result<tokio_postgres::Config, StoreError> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(WAIT);
     }
+    // A server that vanishes without closing its sockets (a partition, a crashed machine):
+    // idle connections are probed after 10 s, and unacknowledged writes give up after 10 s,
+    // instead of the kernel's two hours and fifteen minutes. The URL may say otherwise.
+    if config.get_keepalives_idle() == DEFAULT_KEEPALIVES_IDLE {
+        config.keepalives_idle(Duration::from_secs(10));
+    }
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(Duration::from_secs(5));
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(3);
+    }
+    #[cfg(target_os = "linux")]
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(Duration::from_secs(10));
+    }
     if config.get_application_name().is_none() {
         config.application_name("fnhost");
     }
@@ -54,8 +75,6 @@ pub fn describe(config: &tokio_postgres::Config) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -72,6 +91,28 @@ mod tests {
         assert!(e.detail.contains("sslmode=require"), "{e}");
         assert!(parse("postgres://u@h/db?sslmode=prefer").is_ok());
         assert!(parse("postgres://u@h/db?sslmode=disable").is_ok());
+    }
+
+    #[test]
+    fn a_url_that_does_not_parse_is_refused_without_its_password() {
+        for bad in [
+            "postgres://u:pw-secret@h/db?sslmode=bogus",
+            "postgres://u:pw-secret@h:notaport/db",
+            "postgres://u:pw-secret@h/db?nosuchoption=1",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(!e.detail.contains("pw-secret"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_silent_server_is_noticed_within_seconds() {
+        let c = parse("postgres://u@h/db").unwrap();
+        assert_eq!(c.get_keepalives_idle(), Duration::from_secs(10));
+        #[cfg(target_os = "linux")]
+        assert_eq!(c.get_tcp_user_timeout(), Some(&Duration::from_secs(10)));
+        let c = parse("postgres://u@h/db?keepalives_idle=60").unwrap();
+        assert_eq!(c.get_keepalives_idle(), Duration::from_secs(60));
     }
 
     #[test]
