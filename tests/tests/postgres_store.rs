@@ -436,3 +436,31 @@ fn serve_refuses_a_store_it_does_not_know_by_name() {
     assert!(err.contains("--store") && err.contains("mysql"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+#[test]
+fn the_config_file_takes_the_store_under_the_key_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |value: &str| {
+        let path = dir.path().join("fnhost.toml");
+        std::fs::write(&path, format!("store = {value:?}\n")).unwrap();
+        std::process::Command::new(BIN)
+            .args(["config", "check"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let ok = check("postgres://fnhost:pw@db.internal:5432/fnhost");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let bad = check("mysql://root:pw-9c1@db/x");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(
+        err.contains("store (--store)") && err.contains("mysql"),
+        "{err}"
+    );
+    assert!(!err.contains("pw-9c1"), "{err}");
+}
