@@ -4,8 +4,9 @@
 //! [`Store`] is the seam between the registry and a backend. The embedded [`FileStore`] (the
 //! default: a data directory where every write is a rename) and the in-memory [`MemoryStore`]
 //! (fast unit tests, fault injection) implement it, and so does [`PostgresStore`], for hosts
-//! that share one registry; every backend passes the same [`contract`] suite. Precompiled artifacts are not here: they
-//! are a local cache of one engine's machine code ([`crate::artifacts`]), whatever the backend.
+//! that share one registry; every backend passes the same [`contract`] suite. Precompiled
+//! artifacts are not here: they are a local cache of one engine's machine code
+//! ([`crate::artifacts`]), whatever the backend.
 //!
 //! Errors are typed by cause ([`StoreErrorKind`]) so the registry can tell a caller "the store
 //! is full" (507) without ever showing a path; the detail goes to the host's log.
