@@ -39,10 +39,15 @@ pg_install() {
   local sudo=()
   [ "$(id -u)" = 0 ] || sudo=(sudo)
   # The package would create and start a cluster on port 5432; the tests start their own.
-  "${sudo[@]}" mkdir -p /etc/postgresql-common
-  echo "create_main_cluster = false" | "${sudo[@]}" tee /etc/postgresql-common/createcluster.conf >/dev/null
+  # (postgresql-common reads this file at install; an existing one keeps its other settings.)
+  local conf=/etc/postgresql-common/createcluster.conf
+  if ! grep -qs '^ *create_main_cluster *= *false' "$conf"; then
+    "${sudo[@]}" mkdir -p "$(dirname "$conf")"
+    echo "create_main_cluster = false" | "${sudo[@]}" tee -a "$conf" >/dev/null
+  fi
   { "${sudo[@]}" apt-get update >/dev/null &&
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends postgresql >/dev/null; } ||
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends \
+      -o Dpkg::Options::=--force-confold postgresql >/dev/null; } ||
     { echo "cannot install postgresql: install it (initdb, pg_ctl) and run again" >&2; return 1; }
   pg_find_bin >/dev/null || { echo "postgresql installed, but no initdb found" >&2; return 1; }
 }
