@@ -258,6 +258,10 @@ pub struct ServeArgs {
     /// Where modules, names and compiled artifacts are stored [default: fnhost-data].
     #[arg(long, env = "FNHOST_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Keep names, modules and keys in this shared store instead of the data dir, for several
+    /// hosts serving one registry: postgres://USER[:PASSWORD]@HOST[:PORT]/DB.
+    #[arg(long, env = "FNHOST_STORE", hide_env_values = true, value_name = "URL")]
+    pub store: Option<String>,
     /// Deploy every `*.wasm` in this directory at start, named after the file (same bytes: no-op).
     #[arg(long)]
     pub deploy_dir: Option<PathBuf>,
@@ -379,7 +383,7 @@ impl ServeArgs {
             };
         }
         pick!(
-            listen, data_dir, deploy_dir, fuel, timeout_ms, memory_mib, max_concurrent_calls,
+            listen, data_dir, store, deploy_dir, fuel, timeout_ms, memory_mib, max_concurrent_calls,
             max_calls_per_module, compile_timeout_ms, max_batch_len, max_batch_response_mib, tcp,
             tcp_idle_timeout_ms, tcp_request_timeout_ms, tcp_max_connections, header_timeout_ms,
             body_timeout_ms, idle_timeout_ms, write_timeout_ms, max_connections,

@@ -53,6 +53,7 @@ fn config(args: &ServeArgs) -> Result<Config> {
     );
     set(&mut config.listen, args.listen);
     config.tcp_listen = args.tcp;
+    config.store_url = args.store.clone();
     config.admin_token = std::env::var("FNHOST_ADMIN_TOKEN").ok();
     let defaults = &mut config.defaults;
     set(&mut defaults.fuel, args.fuel);

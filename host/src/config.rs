@@ -105,6 +105,9 @@ pub struct Config {
     pub tcp_listen: Option<SocketAddr>,
     /// Where the store lives: modules, names, precompiled artifacts, the admin token.
     pub data_dir: PathBuf,
+    /// A shared store instead of the data directory's (`--store postgres://…`): names, modules
+    /// and keys live there; the data dir keeps the admin token and compiled artifacts.
+    pub store_url: Option<String>,
     /// The admin token; when `None`, one is generated in the data dir at first start.
     pub admin_token: Option<String>,
     /// Limits every function gets unless its deployment overrides them.
@@ -270,6 +273,7 @@ pub fn restart_only_differences(running: &Config, new: &Config) -> Vec<&'static 
         listen,
         tcp_listen,
         data_dir,
+        store_url,
         admin_token,
         maxima,
         max_module_bytes,
@@ -318,6 +322,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
             tcp_listen: None,
             data_dir: data_dir.into(),
+            store_url: None,
             admin_token: None,
             defaults: DEFAULT_LIMITS,
             maxima: MAX_LIMITS,
@@ -435,6 +440,17 @@ impl Config {
             "--max-connections-per-ip",
             self.max_connections_per_ip != Some(0),
         )?;
+        if let Some(url) = &self.store_url
+            && !matches!(store_scheme(url), Some("postgres" | "postgresql"))
+        {
+            return Err(ConfigError {
+                flag: "--store",
+                message: format!(
+                    "{:?} is not a store URL fnhost knows: give postgres://USER@HOST:PORT/DB",
+                    store_scheme(url).map_or("(no scheme)".to_owned(), |s| format!("{s}:"))
+                ),
+            });
+        }
         if self.tcp_tls && self.tls.is_none() {
             return Err(ConfigError {
                 flag: "--tcp-tls",
@@ -449,6 +465,12 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The scheme of a store URL (`postgres` of `postgres://…`), never the rest (it may hold a
+/// password).
+pub fn store_scheme(url: &str) -> Option<&str> {
+    url.split_once(':').map(|(scheme, _)| scheme)
 }
 
 impl LimitOverrides {
@@ -604,6 +626,20 @@ mod tests {
             assert_eq!(e.flag, flag, "{e}");
             assert!(e.to_string().starts_with(flag), "{e}");
         }
+    }
+
+    #[test]
+    fn a_store_url_must_be_postgres_and_is_named_without_its_secret() {
+        let mut c = Config::new("x");
+        for ok in ["postgres://u:pw@h/db", "postgresql://h/db"] {
+            c.store_url = Some(ok.into());
+            assert_eq!(c.validate(), Ok(()), "{ok}");
+        }
+        c.store_url = Some("mysql://root:hunter2@db/x".into());
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.flag, "--store");
+        assert!(e.message.contains("\"mysql:\""), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 
     #[test]

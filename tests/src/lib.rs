@@ -4,6 +4,8 @@
 //! Integration tests live in `tests/tests/*.rs`; each passes the binary's path
 //! (`env!("CARGO_BIN_EXE_fnhost-under-test")`) to [`Host::start`].
 
+pub mod pg;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -3,9 +3,10 @@
 //!
 //! [`Store`] is the seam between the registry and a backend. The embedded [`FileStore`] (the
 //! default: a data directory where every write is a rename) and the in-memory [`MemoryStore`]
-//! (fast unit tests, fault injection) implement it; a database backend implements the same
-//! trait and must pass the same [`contract`] suite. Precompiled artifacts are not here: they
-//! are a local cache of one engine's machine code ([`crate::artifacts`]), whatever the backend.
+//! (fast unit tests, fault injection) implement it, and so does [`PostgresStore`], for hosts
+//! that share one registry; every backend passes the same [`contract`] suite. Precompiled
+//! artifacts are not here: they are a local cache of one engine's machine code
+//! ([`crate::artifacts`]), whatever the backend.
 //!
 //! Errors are typed by cause ([`StoreErrorKind`]) so the registry can tell a caller "the store
 //! is full" (507) without ever showing a path; the detail goes to the host's log.
@@ -16,6 +17,7 @@ mod atomic;
 pub mod contract;
 mod file;
 mod memory;
+mod postgres;
 mod records;
 
 use std::fmt;
@@ -31,6 +33,8 @@ use crate::error::Error;
 pub use atomic::{clear_dir, write_atomic};
 pub use file::FileStore;
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
+pub use postgres::migrate::{MIGRATIONS, Migration};
 pub use records::{Access, AuditEntry, KeyRecord, Role};
 
 /// One deployed version of a name.
@@ -274,8 +278,25 @@ impl From<StoreError> for Error {
     }
 }
 
-/// Opens the store `config` names: today the embedded file store in the data directory.
+/// Opens the store `config` names: PostgreSQL for a `postgres://` (or `postgresql://`)
+/// `store_url`, otherwise the embedded file store in the data directory.
 pub async fn open(config: &crate::Config) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(url) = &config.store_url {
+        return match crate::config::store_scheme(url) {
+            Some("postgres" | "postgresql") => {
+                let store = PostgresStore::open(url).await?;
+                tracing::info!(store = %store.describe(), "opened the store");
+                Ok(Arc::new(store))
+            }
+            other => Err(StoreError::new(
+                StoreErrorKind::Backend,
+                format!(
+                    "no store backend for {:?} URLs (postgres:// is the one there is)",
+                    other.unwrap_or_default()
+                ),
+            )),
+        };
+    }
     let root = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || FileStore::open(&root))
         .await
