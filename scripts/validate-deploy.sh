@@ -7,8 +7,8 @@
 #  - deploy/nginx/fnhost.conf with `nginx -t`, included in a throwaway nginx.conf whose paths all
 #    point into a temporary prefix.
 # First run installs what is missing: a venv in the cache dir (python3 and python3-venv from apt
-# when needed), and Debian's nginx package unpacked into the cache dir when `nginx` is not on
-# PATH (unpacked, not installed: no service is started and nothing lands in /etc). Then the
+# when needed), and Debian's nginx package unpacked into a cache dir when `nginx` is not on
+# PATH (scripts/nginx.sh: unpacked, not installed: no service is started, nothing lands in /etc). Then the
 # checks run in a network namespace without network (or, where one cannot be made, with every
 # proxy variable pointing at a closed port), so a validator that tried to download a schema
 # would fail rather than quietly depend on the network.
@@ -50,25 +50,9 @@ if [ ! -e "$venv/.complete" ] || ! "$venv/bin/python" -c 'import kubernetes_vali
   touch "$venv/.complete"
 fi
 
-# --- nginx: the one on PATH, or Debian's binary unpacked into the cache.
-nginx_bin=$(command -v nginx || true)
-if [ -z "$nginx_bin" ]; then
-  nginx_bin="$cache/nginx-deb/usr/sbin/nginx"
-  if [ ! -x "$nginx_bin" ]; then
-    echo "validate-deploy: unpacking Debian's nginx package into $cache/nginx-deb" >&2
-    download=$(mktemp -d)
-    if ! (cd "$download" && apt-get download nginx >/dev/null 2>&1); then
-      "${sudo[@]}" apt-get update >/dev/null
-      apt_updated=1
-      (cd "$download" && apt-get download nginx >/dev/null)
-    fi
-    rm -rf "$cache/nginx-deb"
-    dpkg-deb -x "$download"/nginx_*.deb "$cache/nginx-deb"
-    rm -rf "$download"
-  fi
-  # Its shared libraries are in any Debian base system; install them if this one lacks them.
-  "$nginx_bin" -v >/dev/null 2>&1 || apt_install libc6 libcrypt1 libpcre2-8-0 libssl3 zlib1g
-fi
+# --- nginx: the one on PATH, or Debian's binary unpacked into a cache (scripts/nginx.sh).
+source scripts/nginx.sh
+nginx_bin=$FNHOST_NGINX
 
 # --- No network from here on.
 offline=()
