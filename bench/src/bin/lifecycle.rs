@@ -8,7 +8,12 @@
 //! round trip). Every deploy is timed too: `PUT` sent → the first successful call to the new
 //! module. Prints one table.
 //!
-//! Usage: `lifecycle --fnhost PATH [--counts 1,100,1000] [--server-cpu N]`.
+//! With `--store URL` (PostgreSQL) the modules live in the database, and every restart is a
+//! *cold replica*: a new, empty data dir, so no artifact cache — what a replica added to a fleet
+//! pays (each first call loads the bytes from the database and compiles them, unless the
+//! background loader got there first).
+//!
+//! Usage: `lifecycle --fnhost PATH [--counts 1,100,1000] [--server-cpu N] [--store URL]`.
 //! The guest comes from `FNHOST_GUEST_DIR` or `target/guests/wasm32-unknown-unknown/guest`.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -61,7 +66,12 @@ fn agent() -> ureq::Agent {
 }
 
 /// Starts fnhost on `data_dir` and returns it with the time from spawn to `/healthz` = 200.
-fn start(fnhost: &Path, data_dir: &Path, cpu: Option<&str>) -> Result<(Server, Duration)> {
+fn start(
+    fnhost: &Path,
+    data_dir: &Path,
+    cpu: Option<&str>,
+    store: Option<&str>,
+) -> Result<(Server, Duration)> {
     let addr = free_port()?;
     let mut cmd = match cpu {
         Some(cpu) => {
@@ -76,6 +86,7 @@ fn start(fnhost: &Path, data_dir: &Path, cpu: Option<&str>) -> Result<(Server, D
         .arg(addr.to_string())
         .arg("--data-dir")
         .arg(data_dir)
+        .args(store.map(|url| ["--store", url]).into_iter().flatten())
         .env("FNHOST_ADMIN_TOKEN", TOKEN)
         .env_remove("RUST_BACKTRACE")
         .env("RUST_LOG", "warn")
@@ -124,6 +135,7 @@ fn main() -> Result<()> {
     let mut fnhost = PathBuf::from("target/release/fnhost");
     let mut counts = vec![1usize, 100, 1000];
     let mut cpu: Option<String> = None;
+    let mut store: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -137,6 +149,7 @@ fn main() -> Result<()> {
                     .collect::<Result<_, _>>()?
             }
             "--server-cpu" => cpu = Some(args.next().context("--server-cpu N")?),
+            "--store" => store = Some(args.next().context("--store URL")?),
             other => bail!("unknown argument {other}"),
         }
     }
@@ -148,7 +161,8 @@ fn main() -> Result<()> {
     let mut deployed = 0usize;
     let mut deploy_times = Vec::new();
     let mut rows = Vec::new();
-    let (mut server, _) = start(&fnhost, data.path(), cpu.as_deref())?;
+    let (mut server, _) = start(&fnhost, data.path(), cpu.as_deref(), store.as_deref())?;
+    let mut replica_dirs = Vec::new();
     for &count in &counts {
         while deployed < count {
             let name = module_name(deployed);
@@ -175,7 +189,17 @@ fn main() -> Result<()> {
             deployed += 1;
         }
         drop(server);
-        let (restarted, serving) = start(&fnhost, data.path(), cpu.as_deref())?;
+        let dir = if store.is_some() {
+            // A cold replica: nothing local.
+            replica_dirs.push(tempfile::tempdir()?);
+            replica_dirs
+                .last()
+                .map(|d| d.path().to_owned())
+                .unwrap_or_default()
+        } else {
+            data.path().to_owned()
+        };
+        let (restarted, serving) = start(&fnhost, &dir, cpu.as_deref(), store.as_deref())?;
         server = restarted;
         let health = http
             .get(&format!("http://{}/healthz", server.addr))
