@@ -94,6 +94,46 @@ fn deploy_call_list_remove() {
 }
 
 #[test]
+fn a_wrong_token_on_a_large_upload_is_always_answered_401_never_a_broken_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(BIN, dir.path(), &[]);
+    // math with a 200 KB custom section: larger than the socket buffers, so the host answers
+    // while the upload is still being written.
+    let mut bytes = guest("math");
+    let payload = vec![b'x'; 200 << 10];
+    let name = b"padding";
+    let mut section = vec![name.len() as u8];
+    section.extend_from_slice(name);
+    section.extend_from_slice(&payload);
+    bytes.push(0);
+    let mut len = section.len();
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        bytes.push(if len == 0 { byte } else { byte | 0x80 });
+        if len == 0 {
+            break;
+        }
+    }
+    bytes.extend_from_slice(&section);
+    let wasm = dir.path().join("big.wasm");
+    std::fs::write(&wasm, &bytes).unwrap();
+    for attempt in 0..30 {
+        let out = fnhost(
+            &host,
+            &["deploy", wasm.to_str().unwrap(), "--name", "big"],
+            Some("wrong"),
+        );
+        assert!(!out.status.success());
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("unauthorized") && !err.contains("cannot reach"),
+            "attempt {attempt}: {err}"
+        );
+    }
+}
+
+#[test]
 fn unreachable_host_is_a_clear_error_without_backtrace() {
     let out = Command::new(BIN)
         .args(["call", "math.add", "1", "2"])

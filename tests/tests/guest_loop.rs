@@ -45,7 +45,7 @@ fn run_exit_codes_tell_the_outcome() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("math.wasm"), guest("math")).unwrap();
-    for name in ["loop_forever", "no_abi", "memory_grow_bomb"] {
+    for name in ["loop_forever", "no_abi", "memory_grow_bomb", "unreachable"] {
         std::fs::write(d.join(format!("{name}.wasm")), fixture(name)).unwrap();
     }
 
@@ -228,8 +228,16 @@ fn new_then_build_run_and_dev_redeploys_on_save() {
         text(&out.stderr)
     );
 
-    // What the scaffold's README says: `cargo build --release` makes the guest.
+    // What the scaffold's README says: `cargo t` passes natively, `cargo build --release`
+    // makes the guest.
     let crate_dir = d.join("greeter");
+    let status = Command::new("cargo")
+        .args(["t", "--quiet"])
+        .current_dir(&crate_dir)
+        .env("CARGO_TARGET_DIR", scaffold_target())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the new crate's own tests fail");
     let status = Command::new("cargo")
         .args(["build", "--release", "--quiet"])
         .current_dir(&crate_dir)
