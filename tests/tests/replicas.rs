@@ -7,6 +7,8 @@
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use fnhost_tests::pg::PgServer;
@@ -246,8 +248,40 @@ fn replicas_behind_nginx_serve_every_change_within_a_second() {
     });
     eprintln!("revocation on every replica after {took:?}");
 
-    // Kill one replica: nginx passes its share to the others and no call fails.
+    // SIGKILL one replica under a steady load through nginx (two clients calling back to
+    // back): nginx passes new calls to the others; only a call in flight on the killed replica
+    // may fail, so at most one per client.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..2)
+        .map(|_| {
+            let (url, stop) = (nginx.url.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0u32, 0u32);
+                while !stop.load(Ordering::Relaxed) {
+                    if answers(42)(&call(&url, "byhand.answer", None)) {
+                        ok += 1;
+                    } else {
+                        failed += 1;
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
     replicas.pop().unwrap().kill();
+    std::thread::sleep(Duration::from_millis(700));
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = load
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+    eprintln!("SIGKILL under load through nginx: {ok} calls answered, {failed} failed");
+    assert!(ok > 20, "the load did not run: {ok} answered");
+    assert!(
+        failed <= 2,
+        "{failed} calls failed: more than were in flight"
+    );
     for _ in 0..30 {
         assert!(answers(42)(&call(&nginx.url, "byhand.answer", None)));
     }
