@@ -78,6 +78,8 @@ pub struct App {
     pub connections: Arc<server::Connections>,
     /// Progress through a shared store's changes (always caught up for a local store).
     pub replica: replica::Replica,
+    /// Signed-in console sessions (in memory: a restart signs everyone out).
+    pub sessions: http::console::session::Sessions,
 }
 
 /// The shared state as handlers hold it.
@@ -150,6 +152,7 @@ impl App {
             panics: Arc::new(AtomicU64::new(0)),
             connections: Arc::default(),
             replica,
+            sessions: Default::default(),
         });
         replica::spawn(&app);
         // Serve at once; verify and load every stored module in the background, so a

@@ -94,6 +94,12 @@ impl FromRequestParts<AppState> for Actor {
         if app.admin.accepts(given) {
             return Ok(Actor::Admin);
         }
+        // No credentials: a console session (its cookie, and for a change its CSRF token).
+        if given.is_none()
+            && let Some(actor) = super::console::session_actor(parts, app)?
+        {
+            return Ok(actor);
+        }
         let secret = given.and_then(|h| {
             Credentials::from_authorization(h)
                 .secret()

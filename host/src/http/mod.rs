@@ -9,6 +9,7 @@
 mod admin;
 mod body;
 mod calls;
+pub mod console;
 mod keys;
 mod versions;
 
@@ -48,6 +49,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke_key))
         .route("/v1/audit", get(keys::audit))
+        .merge(console::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             admin::addresses,
