@@ -34,6 +34,8 @@ struct Fixture {
     ctx: CallContext,
     bare: Bare,
     echo_params: Vec<u8>,
+    /// Counters like those every call records into (what `/metrics` costs the hot path).
+    stats: fnhost::metrics::FunctionStats,
     _data: tempfile::TempDir,
 }
 
@@ -63,6 +65,7 @@ impl Fixture {
             ctx: CallContext::in_process(),
             bare: Bare::new().unwrap_or_else(|e| panic!("the bare wasmtime host: {e:#}")),
             echo_params: echo_params(10 * 1024),
+            stats: fnhost::metrics::FunctionStats::default(),
             _data: data,
         };
         // Both paths must give the same answer, or the comparison means nothing.
@@ -136,6 +139,15 @@ fn cases(f: &Fixture) -> Vec<Case<'_>> {
                     black_box(b"[2,3]"),
                 ));
                 black_box(out.expect("math.add"));
+            }),
+        ),
+        (
+            // The metrics' share of one call: the outcome counter, fuel and time totals, and
+            // the latency and fuel histograms (relaxed atomic adds, no lock, no allocation).
+            "fnhost/metrics record (per call)",
+            Box::new(|| {
+                f.stats
+                    .record(black_box(4_096), black_box(37), black_box(None));
             }),
         ),
         (
