@@ -173,7 +173,19 @@ fn is_root() -> bool {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM first: the master stops its workers (a SIGKILLed master would leave them
+    /// running, holding the port); SIGKILL only if it has not exited within 5 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
