@@ -44,6 +44,19 @@ impl Remote {
 }
 
 /// Reads a response as JSON; a non-2xx status becomes an error carrying the server's message.
+/// POSTs `body` as JSON to `url` with the admin token (or deploy key); the answer's JSON, or
+/// the host's error as this command's.
+fn post_json(remote: &Remote, url: &str, body: &Value) -> Result<Value> {
+    let response = remote
+        .agent()
+        .post(url)
+        .header("Authorization", &format!("Bearer {}", remote.token()?))
+        .header("Content-Type", "application/json")
+        .send(serde_json::to_vec(body)?.as_slice())
+        .with_context(|| format!("cannot reach {url}"))?;
+    Ok(read(response)?.1)
+}
+
 fn read(mut response: ureq::http::Response<ureq::Body>) -> Result<(u16, Value)> {
     let status = response.status().as_u16();
     let text = response
@@ -313,14 +326,7 @@ pub fn keys(command: crate::args::KeysCommand) -> Result<ExitCode> {
                 body["expires_at"] = json!(t);
             }
             let url = remote.url("/v1/keys");
-            let response = remote
-                .agent()
-                .post(&url)
-                .header("Authorization", &format!("Bearer {}", remote.token()?))
-                .header("Content-Type", "application/json")
-                .send(serde_json::to_vec(&body)?.as_slice())
-                .with_context(|| format!("cannot reach {url}"))?;
-            let (_, value) = read(response)?;
+            let value = post_json(&remote, &url, &body)?;
             eprintln!(
                 "created {} ({}); its secret is shown this once:",
                 value["id"].as_str().unwrap_or("?"),
@@ -397,14 +403,7 @@ pub fn rollback(remote: &Remote, name: &str, to: Option<&str>) -> Result<ExitCod
             Err(_) => json!({ "to": v }),
         },
     };
-    let response = remote
-        .agent()
-        .post(&url)
-        .header("Authorization", &format!("Bearer {}", remote.token()?))
-        .header("Content-Type", "application/json")
-        .send(serde_json::to_vec(&body)?.as_slice())
-        .with_context(|| format!("cannot reach {url}"))?;
-    let (_, value) = read(response)?;
+    let value = post_json(remote, &url, &body)?;
     let versions = value["versions"]
         .as_array()
         .map(Vec::as_slice)

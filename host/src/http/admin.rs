@@ -55,6 +55,14 @@ impl Actor {
         }
     }
 
+    /// Who the audit log names for an attempt: the actor, or `anonymous` when the
+    /// credentials were refused.
+    pub(super) fn audit_of(actor: &Result<Actor, Error>) -> crate::audit::Who {
+        actor
+            .as_ref()
+            .map_or_else(|_| crate::audit::Who::anonymous(), Actor::audit)
+    }
+
     /// Refuses a deploy key whose scope does not cover `name`.
     pub(super) fn may_change(&self, name: &str) -> Result<(), Error> {
         match self {
@@ -198,9 +206,7 @@ pub(super) async fn deploy(
 ) -> Result<(StatusCode, Json<Value>), Error> {
     let body_timeout = app.live.load().body_timeout;
     let client = super::client_ip(&app, &request);
-    let who = actor
-        .as_ref()
-        .map_or_else(|_| crate::audit::Who::anonymous(), Actor::audit);
+    let who = Actor::audit_of(&actor);
     let result = async {
         let actor = match actor {
             Ok(actor) => actor,
@@ -349,9 +355,7 @@ pub(super) async fn remove(
     request: Request,
 ) -> Result<Json<Value>, Error> {
     let client = super::client_ip(&app, &request);
-    let who = actor
-        .as_ref()
-        .map_or_else(|_| crate::audit::Who::anonymous(), Actor::audit);
+    let who = Actor::audit_of(&actor);
     let result = async {
         let actor = actor?;
         registry::validate_name(&name)?;

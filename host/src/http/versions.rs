@@ -63,9 +63,7 @@ pub(super) async fn rollback(
     request: Request,
 ) -> Result<Json<Value>, Error> {
     let client = super::client_ip(&app, &request);
-    let who = actor
-        .as_ref()
-        .map_or_else(|_| crate::audit::Who::anonymous(), Actor::audit);
+    let who = Actor::audit_of(&actor);
     let result = async {
         let actor = actor?;
         registry::validate_name(&name)?;
