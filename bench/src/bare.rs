@@ -5,8 +5,9 @@
 //! epoch interruption and its ticker, all from the default [`Config`]), with `InstancePre` and
 //! synchronous calls, the fuel and deadline fnhost gives a call's first attempt:
 //!
-//! - `math.add` runs the `math` example guest through the guest ABI (`docs/ABI.md`:
-//!   `fnhost_alloc`, params written into guest memory, `fnhost_call_add`, output read back), so
+//! - `math.add` runs the `math` example guest through the guest ABI (`docs/ABI.md`, v2:
+//!   `fnhost_call_add(len)`, the guest pulling its params with `fnhost.params`, output read
+//!   back), so
 //!   it does the guest's share of fnhost's work and none of the host's: no registry, no limits
 //!   per call, no params or output checks, no usage counters, no logs;
 //! - `wat.add` runs a hand-written module whose `add` takes two `i64`s, the params parsed by
@@ -19,8 +20,8 @@
 use anyhow::{Context, bail};
 use fnhost::Config;
 use fnhost::sandbox::Sandbox;
-use fnhost_abi::{ALLOC_EXPORT, CALL_PREFIX, HOST_MODULE, LOG_IMPORT, MEMORY_EXPORT};
-use wasmtime::{Caller, Engine, Extern, InstancePre, Linker, Module, ModuleExport, Store};
+use fnhost_abi::{CALL_PREFIX, HOST_MODULE, LOG_IMPORT, MEMORY_EXPORT, PARAMS_IMPORT};
+use wasmtime::{Caller, Engine, Extern, InstancePre, Linker, Memory, Module, ModuleExport, Store};
 
 const ADD_WAT: &str = r#"(module
   (memory (export "memory") 1)
@@ -48,8 +49,8 @@ impl StoreLimits {
         }
     }
 
-    fn store(self, engine: &Engine) -> anyhow::Result<Store<()>> {
-        let mut store = Store::new(engine, ());
+    fn store<T>(self, engine: &Engine, data: T) -> anyhow::Result<Store<T>> {
+        let mut store = Store::new(engine, data);
         store.set_fuel(self.fuel)?;
         store.set_epoch_deadline(self.deadline_ticks);
         store.epoch_deadline_trap();
@@ -57,12 +58,17 @@ impl StoreLimits {
     }
 }
 
+/// What a guest call's store holds: the params the guest pulls, and where they go.
+struct Call {
+    params: Vec<u8>,
+    memory: Option<Memory>,
+}
+
 /// The `math` guest, ready to instantiate, with its exports looked up once.
 struct Guest {
-    pre: InstancePre<()>,
+    pre: InstancePre<Call>,
     limits: StoreLimits,
     memory: ModuleExport,
-    alloc: ModuleExport,
     add: ModuleExport,
 }
 
@@ -74,7 +80,25 @@ impl Guest {
         linker.func_wrap(
             HOST_MODULE,
             LOG_IMPORT,
-            |_: Caller<'_, ()>, _level: i32, _ptr: i32, _len: i32| {},
+            |_: Caller<'_, Call>, _level: i32, _ptr: i32, _len: i32| {},
+        )?;
+        // ABI v2's params import, as fnhost's (`host/src/sandbox/hostfn/params.rs`).
+        linker.func_wrap(
+            HOST_MODULE,
+            PARAMS_IMPORT,
+            |mut caller: Caller<'_, Call>, ptr: i32| -> wasmtime::Result<()> {
+                let memory = caller
+                    .data()
+                    .memory
+                    .ok_or_else(|| wasmtime::Error::msg("no memory yet"))?;
+                let (bytes, call) = memory.data_and_store_mut(&mut caller);
+                let start = ptr as u32 as usize;
+                bytes
+                    .get_mut(start..start + call.params.len())
+                    .ok_or_else(|| wasmtime::Error::msg("params outside memory"))?
+                    .copy_from_slice(&call.params);
+                Ok(())
+            },
         )?;
         let export = |name: &str| {
             module
@@ -83,7 +107,6 @@ impl Guest {
         };
         Ok(Self {
             memory: export(MEMORY_EXPORT)?,
-            alloc: export(ALLOC_EXPORT)?,
             add: export(&format!("{CALL_PREFIX}add"))?,
             pre: linker.instantiate_pre(&module)?,
             limits,
@@ -92,24 +115,24 @@ impl Guest {
 
     /// One call through the guest ABI in a fresh instance: the guest's output bytes.
     fn call(&self, params: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let mut store = self.limits.store(self.pre.module().engine())?;
+        let len = i32::try_from(params.len())?;
+        let call = Call {
+            params: params.to_vec(),
+            memory: None,
+        };
+        let mut store = self.limits.store(self.pre.module().engine(), call)?;
         let instance = self.pre.instantiate(&mut store)?;
         let Some(Extern::Memory(memory)) = instance.get_module_export(&mut store, &self.memory)
         else {
             bail!("no memory export");
         };
-        let func = |export: &ModuleExport, store: &mut Store<()>| {
-            instance
-                .get_module_export(&mut *store, export)
-                .and_then(Extern::into_func)
-                .context("missing function export")
-        };
-        let alloc = func(&self.alloc, &mut store)?.typed::<i32, i32>(&store)?;
-        let add = func(&self.add, &mut store)?.typed::<(i32, i32), i64>(&store)?;
-        let len = i32::try_from(params.len())?;
-        let ptr = alloc.call(&mut store, len)?;
-        memory.write(&mut store, ptr as u32 as usize, params)?;
-        let (out_ptr, out_len) = fnhost_abi::unpack(add.call(&mut store, (ptr, len))?);
+        store.data_mut().memory = Some(memory);
+        let add = instance
+            .get_module_export(&mut store, &self.add)
+            .and_then(Extern::into_func)
+            .context("missing function export")?
+            .typed::<i32, i64>(&store)?;
+        let (out_ptr, out_len) = fnhost_abi::unpack(add.call(&mut store, len)?);
         let mut output = vec![0; out_len as usize];
         memory.read(&store, out_ptr as usize, &mut output)?;
         Ok(output)
@@ -135,7 +158,7 @@ impl Wat {
 
     fn call(&self, params: &[u8]) -> anyhow::Result<Vec<u8>> {
         let (x, y): (i64, i64) = serde_json::from_slice(params)?;
-        let mut store = self.limits.store(self.pre.module().engine())?;
+        let mut store = self.limits.store(self.pre.module().engine(), ())?;
         let instance = self.pre.instantiate(&mut store)?;
         let add = instance
             .get_module_export(&mut store, &self.add)
@@ -162,7 +185,15 @@ impl Bare {
     /// (from [`crate::guest_dir`]) and the WAT `add` on it.
     pub fn new() -> anyhow::Result<Self> {
         // `Sandbox::new` reads only the engine's settings; nothing touches this directory.
-        let config = Config::new(std::env::temp_dir());
+        let mut config = Config::new(std::env::temp_dir());
+        // Under valgrind, which cannot reserve the address space of the default 128-slot pool
+        // (bench/instructions.sh), a smaller pool keeps the pooled code path.
+        if let Some(slots) = std::env::var("FNHOST_BENCH_SLOTS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+        {
+            config.max_concurrent_calls = slots;
+        }
         let sandbox = Sandbox::new(&config)?;
         let engine = sandbox.engine();
         let limits = StoreLimits::new(&config);

@@ -424,7 +424,7 @@ async fn an_unreachable_store_answers_503_and_calls_keep_serving() {
 #[tokio::test]
 async fn a_module_of_a_future_abi_is_refused_naming_both_versions() {
     let (_dir, app) = start(|_| {}).await;
-    let future = include_str!("../../tests/fixtures/abi_v2.wat");
+    let future = include_str!("../../tests/fixtures/abi_future.wat");
     let (status, _, body) = send(
         &app,
         put("future", wat::parse_str(future).unwrap(), Some(TOKEN)),
@@ -434,10 +434,10 @@ async fn a_module_of_a_future_abi_is_refused_naming_both_versions() {
     let error = &json_of(&body)["error"];
     let message = error["message"].as_str().unwrap();
     assert!(
-        message.contains("ABI v2") && message.contains("ABI v1"),
+        message.contains("ABI v3") && message.contains("ABI v1 and v2"),
         "{message}"
     );
-    assert_eq!(error["data"]["module_abi"], 2);
-    assert_eq!(error["data"]["host_abi"], 1);
+    assert_eq!(error["data"]["module_abi"], 3);
+    assert_eq!(error["data"]["host_abi"], 2);
     assert!(app.registry.get("future").is_none());
 }

@@ -159,7 +159,7 @@ fn inspect_says_what_an_upload_would_do() {
     let out = fnhost(d, &["inspect", "math.wasm"]);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     let t = text(&out.stdout);
-    assert!(t.contains("accepted: ABI v1"), "{t}");
+    assert!(t.contains("accepted: ABI v2"), "{t}");
     assert!(t.contains("add(x: int, y: int) -> int"), "{t}");
 
     let out = fnhost(d, &["inspect", "two.wasm", "--json"]);

@@ -196,10 +196,10 @@ fn every_hostile_fixture_gets_its_error_class_and_the_host_stays_healthy() {
             Refused(422, "bad_module", "declares no fnhost ABI version"),
         ),
         case(
-            "abi_v2",
+            "abi_future",
             "",
             json!([]),
-            Refused(422, "bad_module", "ABI v2"),
+            Refused(422, "bad_module", "ABI v3"),
         ),
         case(
             "wrong_export_type",

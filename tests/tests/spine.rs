@@ -461,10 +461,10 @@ fn a_module_importing_env_system_is_refused_naming_it() {
 fn a_module_for_another_abi_version_is_refused_naming_both() {
     let dir = tempfile::tempdir().unwrap();
     let host = Host::start(BIN, dir.path(), &[]);
-    let (status, v) = host.deploy_with("future", "", &fixture("abi_v2"), Some(TOKEN));
+    let (status, v) = host.deploy_with("future", "", &fixture("abi_future"), Some(TOKEN));
     assert_eq!(status, 422, "{v}");
     let msg = v["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("v2") && msg.contains("v1"), "{msg}");
+    assert!(msg.contains("v3") && msg.contains("v1 and v2"), "{msg}");
 }
 
 #[test]
@@ -486,6 +486,35 @@ fn the_wat_guest_written_from_the_abi_doc_works() {
         |l: &str| l.contains("hello from WAT") && l.contains("byhand") && l.contains("answer");
     let log = host.log_when(|log| log.lines().any(said));
     assert!(log.lines().any(said), "{log}");
+}
+
+/// ABI v1 and v2 modules are served side by side, and both survive a restart (the SDK's
+/// examples are v2; `abi_by_hand` is v1). A v2 guest that asks for its params outside its
+/// memory traps, naming the range; the host stays up.
+#[test]
+fn abi_v1_and_v2_modules_are_served_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = Host::start(BIN, dir.path(), &[]);
+    host.deploy("v1", &fixture("abi_by_hand"));
+    host.deploy("v2", &fixture("abi_v2_by_hand"));
+    host.deploy("math", &guest("math"));
+    let any = json!({"deep": [1, {"x": "y"}], "s": "\u{e9}"});
+    for _ in 0..2 {
+        assert_eq!(host.result("v1.echo_raw", any.clone()), any);
+        assert_eq!(host.result("v2.echo_raw", any.clone()), any);
+        assert_eq!(host.result("v2.echo_raw", json!([])), json!([]));
+        assert_eq!(host.result("math.add", json!([2, 3])), json!(5));
+        let e = host.error("v2.bad_ptr", json!(["0123456789abcdef"]));
+        assert_eq!(
+            (e["code"].as_i64(), e["data"]["kind"].as_str()),
+            (Some(-32004), Some("guest_trap")),
+            "{e}"
+        );
+        let message = e["message"].as_str().unwrap_or_default();
+        assert!(message.contains("65526..65546"), "{e}");
+        host.kill();
+        host = Host::start(BIN, dir.path(), &[]);
+    }
 }
 
 #[test]

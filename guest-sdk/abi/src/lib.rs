@@ -8,17 +8,20 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The ABI version this crate describes. A guest declares the version it was built for in each
-/// metadata record; the host refuses any other.
-pub const ABI_VERSION: u32 = 1;
+/// The ABI version the SDK builds: the newest this crate describes. A guest declares the version
+/// it was built for in each metadata record; a host refuses versions it does not speak (this
+/// crate's host speaks v1 and v2).
+pub const ABI_VERSION: u32 = 2;
 
 /// The exported linear memory the host reads and writes.
 pub const MEMORY_EXPORT: &str = "memory";
 
-/// `(len: i32) -> i32`: allocates `len` bytes for the params, returns the address or 0.
+/// ABI v1 only: `(len: i32) -> i32`, allocates `len` bytes for the params, returns the address
+/// or 0. (In v2 the guest pulls its params with [`PARAMS_IMPORT`] instead.)
 pub const ALLOC_EXPORT: &str = "fnhost_alloc";
 
-/// Prefix of every RPC function export: `fnhost_call_<function>`.
+/// Prefix of every RPC function export: `fnhost_call_<function>`, of the type
+/// `(params_ptr: i32, params_len: i32) -> i64` in ABI v1 and `(params_len: i32) -> i64` in v2.
 pub const CALL_PREFIX: &str = "fnhost_call_";
 
 /// The custom section holding one JSON [`FunctionMeta`] record per exported function.
@@ -29,6 +32,10 @@ pub const HOST_MODULE: &str = "fnhost";
 
 /// `(level: i32, ptr: i32, len: i32)`: writes a message to the host's log.
 pub const LOG_IMPORT: &str = "log";
+
+/// ABI v2: `(ptr: i32)`, copies the call's params (`params_len` bytes, as the call function was
+/// told) into guest memory at `ptr`; traps when that range is outside memory.
+pub const PARAMS_IMPORT: &str = "params";
 
 /// Longest function name (the part after [`CALL_PREFIX`]).
 pub const MAX_FUNCTION_NAME: usize = 63;

@@ -112,10 +112,9 @@ fn generate(f: &ItemFn, options: &Options, name: &str, params: &[check::Param<'_
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             #[unsafe(export_name = #export_name)]
-            extern "C" fn __fnhost_call(ptr: i32, len: i32) -> i64 {
-                // SAFETY: the host calls this with the region it filled through `fnhost_alloc`,
-                // or with len 0 (docs/ABI.md, *A call*).
-                unsafe { ::fnhost_guest::__private::call(ptr, len, #invoke) }
+            extern "C" fn __fnhost_call(params_len: i32) -> i64 {
+                // ABI v2 (docs/ABI.md, *A call*): the params are pulled from the host.
+                ::fnhost_guest::__private::call(params_len, #invoke)
             }
 
             // No `#[used]`: on wasm rustc turns a `link_section` static into a custom section

@@ -1,8 +1,7 @@
-//! Guest memory: the `fnhost_alloc` export where the host writes a call's params, and (feature
-//! `arena`, on by default) the guest's global allocator.
+//! Guest memory: (feature `arena`, on by default) the guest's global allocator, which also
+//! holds the buffer a call's params are pulled into (ABI v2, `fnhost.params`).
 //!
-//! Both exist only on wasm32 (natively there is no host to call them, and the native allocator
-//! serves unit tests). Memory is never handed back to the host: each call runs in a fresh
+//! It is installed only on wasm32 (natively the native allocator serves unit tests). Memory is never handed back to the host: each call runs in a fresh
 //! instance, which is thrown away afterwards with everything it allocated.
 //!
 //! ## Why an arena
@@ -300,26 +299,6 @@ unsafe impl GlobalAlloc for Pages {
 ))]
 #[global_allocator]
 static ALLOCATOR: Arena<ARENA_BYTES, Pages> = Arena::new(Pages::new());
-
-#[cfg(target_arch = "wasm32")]
-#[unsafe(no_mangle)]
-pub extern "C" fn fnhost_alloc(len: i32) -> i32 {
-    use std::alloc::alloc;
-
-    let Ok(len) = usize::try_from(len) else {
-        return 0;
-    };
-    if len == 0 {
-        // A valid, non-null address for zero bytes.
-        return core::ptr::NonNull::<u8>::dangling().as_ptr() as usize as i32;
-    }
-    let Ok(layout) = Layout::from_size_align(len, 1) else {
-        return 0;
-    };
-    // SAFETY: the layout has a non-zero size. A failed allocation (memory.grow refused) returns
-    // null, which is the 0 the ABI asks for; pointers fit in i32 on wasm32.
-    unsafe { alloc(layout) as usize as i32 }
-}
 
 #[cfg(test)]
 mod tests {

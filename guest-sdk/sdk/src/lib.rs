@@ -23,8 +23,8 @@
 //! ```
 //!
 //! Besides the macro this crate holds the guest's [`Error`], the host's [`log`], and (on wasm32
-//! only) the `fnhost_alloc` export the host uses to hand over params and, with the default
-//! feature `arena`, a global allocator built for one-call instances ([`Arena`]).
+//! only, with the default feature `arena`) a global allocator built for one-call instances
+//! ([`Arena`]).
 
 #![warn(missing_docs)]
 

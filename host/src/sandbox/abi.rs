@@ -4,24 +4,28 @@
 //! pre-pass at upload reads it ([`super::inspect`]) and the [`super::Program`] keeps it. Every
 //! place where versions would differ matches on [`Abi`]: the exports a program must have
 //! ([`super::Sandbox`]'s `program`) and how a call hands params over and reads the output
-//! ([`super::call`]). A host that gains v2 adds a variant and those arms; stored v1 modules
-//! keep loading at start-up and keep being called the v1 way.
+//! ([`super::call`]). Stored v1 modules keep loading at start-up and keep being called the v1
+//! way next to v2 modules.
 
 /// One ABI version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Abi {
     /// `fnhost_alloc` + `fnhost_call_<f>(ptr, len) -> i64`, JSON in and out (`docs/ABI.md`).
     V1,
+    /// `fnhost_call_<f>(len) -> i64` alone: the guest pulls its params with the `fnhost.params`
+    /// import, so a call enters the guest once (`docs/ABI.md`).
+    V2,
 }
 
 /// Every version this host serves, oldest first.
-pub const SUPPORTED: [Abi; 1] = [Abi::V1];
+pub const SUPPORTED: [Abi; 2] = [Abi::V1, Abi::V2];
 
 impl Abi {
     /// The number a module declares.
     pub const fn version(self) -> u32 {
         match self {
             Abi::V1 => 1,
+            Abi::V2 => 2,
         }
     }
 
@@ -61,6 +65,6 @@ mod tests {
         assert_eq!(Abi::from_version(0), None);
         assert_eq!(Abi::from_version(7), None);
         assert_eq!(Abi::newest().version(), fnhost_abi::ABI_VERSION);
-        assert_eq!(spoken(), "ABI v1");
+        assert_eq!(spoken(), "ABI v1 and v2");
     }
 }

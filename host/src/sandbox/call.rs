@@ -14,14 +14,16 @@
 //! no clock); log lines of a first attempt that is run again are dropped, not doubled.
 //!
 //! How params reach the guest and how its output is found is the ABI version's business:
-//! [`Program::call`] picks each attempt's protocol by [`Abi`](super::Abi) (v1: `fnhost_alloc`,
-//! then the function's export, then the packed output location: the `v1_*` functions).
+//! [`Program::call`] runs each attempt by [`Abi`](super::Abi): v1 enters the guest twice
+//! (`fnhost_alloc`, then the function's export with the params' location); v2 once (the
+//! function's export with the params' length; the guest pulls them with `fnhost.params` from
+//! the store's [`CallState`]). Both read the packed output location the same way.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
-use wasmtime::{Extern, Instance, Memory, Store, TypedFunc};
+use wasmtime::{Extern, Instance, Memory, Store, TypedFunc, WasmParams};
 
 use super::limiter::Limiter;
 use super::output::{bad_output, read_output};
@@ -83,6 +85,18 @@ fn bad(message: impl Into<String>) -> Fail {
     Fail::Abi(bad_output(message))
 }
 
+/// What every attempt of one call shares.
+#[derive(Clone, Copy)]
+struct Attempt<'a> {
+    module: &'a Arc<str>,
+    f: &'a Function,
+    limits: &'a Limits,
+    request_id: &'a RequestId,
+    sink: Option<&'a Arc<dyn LogSink>>,
+    /// ABI v2: the params the guest pulls (empty otherwise).
+    params: &'a Arc<[u8]>,
+}
+
 /// How an attempt runs: synchronously on the calling task, or with wasmtime's async API.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -114,30 +128,41 @@ impl Program {
             .with("module", &**module)
             .with("function", function));
         };
+        if i32::try_from(params.len()).is_err() {
+            return Err(bad_output("the params are too large for a 32-bit guest"));
+        }
         let slice = self.settings.fuel_yield_interval;
         let rerun = limits.fuel > slice;
         let _instance = InstanceCount::new(&self.instances);
-        let mut store = self.store(
+        // v2: the guest pulls the params from the store; one copy serves both attempts.
+        let pulled: Arc<[u8]> = match self.abi {
+            Abi::V2 if !params.is_empty() => Arc::from(params),
+            _ => Arc::default(),
+        };
+        let call = Attempt {
             module,
             f,
             limits,
-            (request_id, sink),
-            Mode::Sync { rerun },
-            limits.timeout(),
-        )?;
+            request_id,
+            sink,
+            params: &pulled,
+        };
+        let mut store = self.store(&call, Mode::Sync { rerun }, limits.timeout())?;
         let mut outcome = match self.abi {
             Abi::V1 => self.v1_sync(&mut store, f, params),
+            Abi::V2 => self.v2_sync(&mut store, f, params.len()),
         };
         if rerun && matches!(&outcome, Err(Fail::Wasm(e)) if is_out_of_fuel(e)) {
             // The call needs more than one slice: run it again where it can yield.
             let left = limits.timeout().saturating_sub(start.elapsed());
-            store = self.store(module, f, limits, (request_id, sink), Mode::Async, left)?;
+            store = self.store(&call, Mode::Async, left)?;
             // The epoch deadline stops guest code; this outer timeout also bounds anything
             // else (instantiation, host functions) should it ever stall.
             let grace = self.settings.epoch_tick * 4 + Duration::from_millis(50);
             let attempt = async {
                 match self.abi {
                     Abi::V1 => self.v1_async(&mut store, f, params).await,
+                    Abi::V2 => self.v2_async(&mut store, f, params.len()).await,
                 }
             };
             outcome = match tokio::time::timeout(left + grace, attempt).await {
@@ -174,16 +199,22 @@ impl Program {
             .with("elapsed_ms", elapsed.as_secs_f64() * 1000.0))
     }
 
-    /// A fresh store for one attempt: its fuel, its deadline `deadline` from now, its limiter.
+    /// A fresh store for one attempt of `call`: its fuel, its deadline `deadline` from now, its
+    /// limiter.
     fn store(
         &self,
-        module: &Arc<str>,
-        f: &Function,
-        limits: &Limits,
-        (request_id, sink): (&RequestId, Option<&Arc<dyn LogSink>>),
+        call: &Attempt<'_>,
         mode: Mode,
         deadline: Duration,
     ) -> Result<Store<CallState>, Error> {
+        let Attempt {
+            module,
+            f,
+            limits,
+            request_id,
+            sink,
+            params,
+        } = *call;
         let fuel = match mode {
             Mode::Sync { .. } => limits.fuel.min(self.settings.fuel_yield_interval),
             Mode::Async => limits.fuel,
@@ -199,6 +230,8 @@ impl Program {
                 request_id: request_id.clone(),
                 fuel_budget: fuel,
                 sink: sink.cloned(),
+                params: params.clone(),
+                memory: None,
                 log: LogState::new(self.settings.log, mode == Mode::Sync { rerun: true }),
             },
         );
@@ -238,8 +271,39 @@ impl Program {
             None => 0,
         };
         let ret = self
-            .entry_point(store, &instance, f)?
+            .entry_point::<(i32, i32)>(store, &instance, f)?
             .call(&mut *store, (ptr, params.len() as i32))?;
+        self.output(store, memory, ret)
+    }
+
+    /// An ABI v2 attempt on the calling thread: instantiate, call (the guest pulls its params).
+    fn v2_sync(
+        &self,
+        store: &mut Store<CallState>,
+        f: &Function,
+        params_len: usize,
+    ) -> Result<Box<RawValue>, Fail> {
+        let instance = self.pre.instantiate(&mut *store)?;
+        let memory = self.memory(store, &instance)?;
+        store.data_mut().memory = Some(memory);
+        let ret = self
+            .entry_point::<i32>(store, &instance, f)?
+            .call(&mut *store, params_len as i32)?;
+        self.output(store, memory, ret)
+    }
+
+    /// An ABI v2 attempt with wasmtime's async API.
+    async fn v2_async(
+        &self,
+        store: &mut Store<CallState>,
+        f: &Function,
+        params_len: usize,
+    ) -> Result<Box<RawValue>, Fail> {
+        let instance = self.pre.instantiate_async(&mut *store).await?;
+        let memory = self.memory(store, &instance)?;
+        store.data_mut().memory = Some(memory);
+        let func = self.entry_point::<i32>(store, &instance, f)?;
+        let ret = func.call_async(&mut *store, params_len as i32).await?;
         self.output(store, memory, ret)
     }
 
@@ -259,32 +323,36 @@ impl Program {
             }
             None => 0,
         };
-        let func = self.entry_point(store, &instance, f)?;
+        let func = self.entry_point::<(i32, i32)>(store, &instance, f)?;
         let ret = func
             .call_async(&mut *store, (ptr, params.len() as i32))
             .await?;
         self.output(store, memory, ret)
     }
 
-    /// The instance's memory, and `fnhost_alloc` when there are params to hand over.
+    /// The instance's memory.
+    fn memory(&self, store: &mut Store<CallState>, instance: &Instance) -> Result<Memory, Fail> {
+        match instance.get_module_export(&mut *store, &self.memory) {
+            Some(Extern::Memory(memory)) => Ok(memory),
+            _ => Err(bad("the instance has no memory export")),
+        }
+    }
+
+    /// (ABI v1) The instance's memory, and `fnhost_alloc` when there are params to hand over.
     fn exports(
         &self,
         store: &mut Store<CallState>,
         instance: &Instance,
         params: &[u8],
     ) -> Result<(Memory, Option<TypedFunc<i32, i32>>), Fail> {
-        let Some(Extern::Memory(memory)) = instance.get_module_export(&mut *store, &self.memory)
-        else {
-            return Err(bad("the instance has no memory export"));
-        };
+        let memory = self.memory(store, instance)?;
         if params.is_empty() {
             return Ok((memory, None));
         }
-        if i32::try_from(params.len()).is_err() {
-            return Err(bad("the params are too large for a 32-bit guest"));
-        }
-        let alloc = instance
-            .get_module_export(&mut *store, &self.alloc)
+        let alloc = self
+            .alloc
+            .as_ref()
+            .and_then(|alloc| instance.get_module_export(&mut *store, alloc))
             .and_then(Extern::into_func)
             .ok_or_else(|| bad("the instance has no fnhost_alloc"))?
             .typed::<i32, i32>(&*store)?;
@@ -315,18 +383,18 @@ impl Program {
         Ok(ptr)
     }
 
-    /// The RPC function's export in this instance.
-    fn entry_point(
+    /// The RPC function's export in this instance, taking `P` (v1 `(ptr, len)`, v2 `len`).
+    fn entry_point<P: WasmParams>(
         &self,
         store: &mut Store<CallState>,
         instance: &Instance,
         f: &Function,
-    ) -> Result<TypedFunc<(i32, i32), i64>, Fail> {
+    ) -> Result<TypedFunc<P, i64>, Fail> {
         Ok(instance
             .get_module_export(&mut *store, &f.export)
             .and_then(Extern::into_func)
             .ok_or_else(|| bad("the instance lacks an exported function"))?
-            .typed::<(i32, i32), i64>(&*store)?)
+            .typed::<P, i64>(&*store)?)
     }
 
     /// Reads the function's packed return value as an output (docs/ABI.md).

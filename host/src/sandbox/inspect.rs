@@ -165,8 +165,15 @@ pub fn inspect(bytes: &[u8], caps: &Caps) -> Result<Inspected, Error> {
         )));
     }
     let (abi, functions) = parse_meta(&meta_bytes)?;
-    match abi {
-        Abi::V1 => check_exports_v1(&exports, &functions)?,
+    check_exports(abi, &exports, &functions)?;
+    let params_import = format!("{}.{}", fnhost_abi::HOST_MODULE, fnhost_abi::PARAMS_IMPORT);
+    if abi == Abi::V1 && imports.contains(&params_import) {
+        return Err(bad(format!(
+            "the module imports `{params_import}`, which is part of ABI v2, but declares ABI v1 \
+             (a v1 function gets its params from `{}`)",
+            fnhost_abi::ALLOC_EXPORT
+        ))
+        .with("import", params_import));
     }
     Ok(Inspected {
         abi,
@@ -253,9 +260,11 @@ fn parse_meta(bytes: &[u8]) -> Result<(Abi, Vec<FunctionMeta>), Error> {
     }
 }
 
-/// ABI v1's exports: `memory`, `fnhost_alloc`, and `fnhost_call_<f>` for exactly the
-/// functions the metadata describes.
-fn check_exports_v1(
+/// The exports `abi` asks for: `memory`, (v1 only) `fnhost_alloc`, and `fnhost_call_<f>` for
+/// exactly the functions the metadata describes. (Their types are checked when the module is
+/// compiled: `Sandbox::program`.)
+fn check_exports(
+    abi: Abi,
     exports: &[(String, ExternalKind)],
     functions: &[FunctionMeta],
 ) -> Result<(), Error> {
@@ -266,7 +275,7 @@ fn check_exports_v1(
             fnhost_abi::MEMORY_EXPORT
         )));
     }
-    if kind_of(fnhost_abi::ALLOC_EXPORT) != Some(ExternalKind::Func) {
+    if abi == Abi::V1 && kind_of(fnhost_abi::ALLOC_EXPORT) != Some(ExternalKind::Func) {
         return Err(bad(format!(
             "the module does not export the function `{}`",
             fnhost_abi::ALLOC_EXPORT
@@ -353,11 +362,34 @@ mod tests {
             (func (export "fnhost_call_g") (param i32 i32) (result i64) i64.const 0)
             (@custom "fnhost.functions" "{\"abi\":1,\"name\":\"f\"}{\"abi\":2,\"name\":\"g\"}"))"#;
         let e = inspect(&wat::parse_str(wat).unwrap(), &CAPS).unwrap_err();
-        // v2 is unknown here, so that is what is said first; two known versions would be
-        // refused for disagreeing.
-        assert!(e.message.contains("ABI v2"), "{}", e.message);
+        assert!(
+            e.message.contains("v2") && e.message.contains("v1"),
+            "{}",
+            e.message
+        );
         let i = inspect(&module("", META), &CAPS).unwrap();
         assert_eq!(i.abi, Abi::V1);
+    }
+
+    /// A v2 module needs no `fnhost_alloc` and may import `fnhost.params`; a v1 module may not.
+    #[test]
+    fn v2_pulls_its_params_and_v1_may_not() {
+        let v2 = r#"(module
+            (import "fnhost" "params" (func (param i32)))
+            (memory (export "memory") 1)
+            (func (export "fnhost_call_f") (param i32) (result i64) i64.const 0)
+            (@custom "fnhost.functions" "{\"abi\":2,\"name\":\"f\"}"))"#;
+        let i = inspect(&wat::parse_str(v2).unwrap(), &CAPS).unwrap();
+        assert_eq!(i.abi, Abi::V2);
+        assert_eq!(i.imports, ["fnhost.params"]);
+        let v1 = module(r#"(import "fnhost" "params" (func (param i32)))"#, META);
+        let e = inspect(&v1, &CAPS).unwrap_err();
+        assert_eq!(e.kind, Kind::BadModule);
+        assert!(
+            e.message.contains("`fnhost.params`") && e.message.contains("ABI v2"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -93,7 +93,8 @@ pub struct Program {
     abi: Abi,
     pre: InstancePre<state::CallState>,
     memory: ModuleExport,
-    alloc: ModuleExport,
+    /// `fnhost_alloc` (ABI v1 only).
+    alloc: Option<ModuleExport>,
     /// RPC functions by name.
     functions: HashMap<String, Function>,
     /// Metadata in export order, for listings.
@@ -245,9 +246,7 @@ impl Sandbox {
                 engine::first_line(&e)
             ))
         })?;
-        let (memory, alloc, functions) = match abi {
-            Abi::V1 => v1_exports(&module, &metas)?,
-        };
+        let (memory, alloc, functions) = abi_exports(abi, &module, &metas)?;
         Ok(Program {
             digest,
             abi,
@@ -287,39 +286,49 @@ impl Program {
     }
 }
 
-/// ABI v1's exports: the memory, `fnhost_alloc`, and one `fnhost_call_<f>` per function, each
-/// of the type `docs/ABI.md` gives.
-fn v1_exports(
+/// The exports `abi` calls: the memory, (v1) `fnhost_alloc`, and one `fnhost_call_<f>` per
+/// function, each of the type `docs/ABI.md` gives (v1 `(i32 i32) -> i64`, v2 `(i32) -> i64`).
+#[allow(clippy::type_complexity)]
+fn abi_exports(
+    abi: Abi,
     module: &Module,
     metas: &[FunctionMeta],
-) -> Result<(ModuleExport, ModuleExport, HashMap<String, Function>), Error> {
+) -> Result<
+    (
+        ModuleExport,
+        Option<ModuleExport>,
+        HashMap<String, Function>,
+    ),
+    Error,
+> {
     let bad = |m: String| Error::new(Kind::BadModule, m);
     let memory = module
         .get_export_index(fnhost_abi::MEMORY_EXPORT)
         .ok_or_else(|| bad("the module does not export `memory`".into()))?;
-    expect_func_type(
-        module,
-        fnhost_abi::ALLOC_EXPORT,
-        &[ValType::I32],
-        &[ValType::I32],
-    )?;
-    let alloc = module
-        .get_export_index(fnhost_abi::ALLOC_EXPORT)
-        .ok_or_else(|| {
-            bad(format!(
-                "the module does not export `{}`",
-                fnhost_abi::ALLOC_EXPORT
-            ))
-        })?;
+    let (alloc, call_params): (_, &[ValType]) = match abi {
+        Abi::V1 => {
+            expect_func_type(
+                module,
+                fnhost_abi::ALLOC_EXPORT,
+                &[ValType::I32],
+                &[ValType::I32],
+            )?;
+            let alloc = module
+                .get_export_index(fnhost_abi::ALLOC_EXPORT)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "the module does not export `{}`",
+                        fnhost_abi::ALLOC_EXPORT
+                    ))
+                })?;
+            (Some(alloc), &[ValType::I32, ValType::I32])
+        }
+        Abi::V2 => (None, &[ValType::I32]),
+    };
     let mut functions = HashMap::with_capacity(metas.len());
     for meta in metas {
         let name = format!("{}{}", fnhost_abi::CALL_PREFIX, meta.name);
-        expect_func_type(
-            module,
-            &name,
-            &[ValType::I32, ValType::I32],
-            &[ValType::I64],
-        )?;
+        expect_func_type(module, &name, call_params, &[ValType::I64])?;
         let export = module
             .get_export_index(&name)
             .ok_or_else(|| bad(format!("the module does not export `{name}`")))?;

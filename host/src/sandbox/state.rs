@@ -1,5 +1,6 @@
 //! What one call's `Store` carries: its limiter, who it is (module, function, digest, request)
-//! for log lines, the fuel it was given, and its guest log lines.
+//! for log lines, the fuel it was given, its guest log lines, and (ABI v2) the params the guest
+//! pulls with `fnhost.params` and the memory they go into.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -77,6 +78,11 @@ pub(super) struct CallState {
     pub log: LogState,
     /// Where log lines go besides tracing.
     pub sink: Option<Arc<dyn LogSink>>,
+    /// ABI v2: the call's params, for `fnhost.params` (shared by a call's two attempts); empty
+    /// for v1 calls and calls without params.
+    pub params: Arc<[u8]>,
+    /// ABI v2: the instance's memory, set once it is instantiated.
+    pub memory: Option<wasmtime::Memory>,
 }
 
 impl CallState {
@@ -140,6 +146,8 @@ impl CallState {
             request_id: crate::context::RequestId::generated(),
             fuel_budget: 0,
             sink: None,
+            params: Arc::default(),
+            memory: None,
             log: LogState::new(
                 LogCaps {
                     lines: 2,

@@ -257,25 +257,32 @@ pub fn error(error: Error) -> Vec<u8> {
     output
 }
 
-/// The body of a `fnhost_call_<name>` export: reads the params the host wrote, runs `invoke`,
-/// leaks the output and returns where it is, packed as the ABI says.
-///
-/// # Safety
-///
-/// `ptr..ptr+len` must be readable memory holding the params (the host got it from
-/// `fnhost_alloc` and filled it), or `len` must be 0.
+/// The body of a `fnhost_call_<name>` export (ABI v2): pulls the call's `len` bytes of params
+/// from the host into a buffer of our own (`fnhost.params`), runs `invoke`, leaks the output and
+/// returns where it is, packed as the ABI says. One entry into the guest per call.
 #[cfg(target_arch = "wasm32")]
-pub unsafe fn call(ptr: i32, len: i32, invoke: fn(&[u8]) -> Vec<u8>) -> i64 {
+pub fn call(len: i32, invoke: fn(&[u8]) -> Vec<u8>) -> i64 {
+    #[link(wasm_import_module = "fnhost")]
+    unsafe extern "C" {
+        /// `fnhost_abi::HOST_MODULE`.`fnhost_abi::PARAMS_IMPORT`; see `docs/ABI.md`.
+        #[link_name = "params"]
+        fn fnhost_params(ptr: i32);
+    }
+
     crate::panic::install_hook();
-    let params: &[u8] = match usize::try_from(len) {
-        Ok(len) if len > 0 => {
-            // SAFETY: the caller's contract; on wasm32 addresses are 32-bit.
-            unsafe { core::slice::from_raw_parts(ptr as u32 as usize as *const u8, len) }
+    let len = usize::try_from(len).unwrap_or(0);
+    let mut params: Vec<u8> = Vec::with_capacity(len);
+    if len > 0 {
+        // SAFETY: the host writes exactly the `len` bytes it announced at the address it is
+        // given (or traps, and this instance never runs again), so they are initialised after
+        // the call. On wasm32 a pointer is 32 bits.
+        unsafe {
+            fnhost_params(params.as_mut_ptr() as usize as i32);
+            params.set_len(len);
         }
-        _ => &[],
-    };
+    }
     // The instance is discarded after the call, so the output never needs freeing.
-    let output: &'static mut [u8] = invoke(params).leak();
+    let output: &'static mut [u8] = invoke(&params).leak();
     fnhost_abi::pack(output.as_ptr() as usize as u32, output.len() as u32)
 }
 

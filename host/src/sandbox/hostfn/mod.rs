@@ -5,6 +5,7 @@
 //! file here and one line in [`ALL`]. `docs/ABI.md` documents each.
 
 mod log;
+mod params;
 
 use wasmtime::Linker;
 
@@ -21,7 +22,7 @@ pub(super) struct HostFn {
 }
 
 /// Every host function a guest may import.
-pub(super) const ALL: &[HostFn] = &[log::LOG];
+pub(super) const ALL: &[HostFn] = &[log::LOG, params::PARAMS];
 
 /// Adds every host function to `linker`.
 pub(super) fn add_all(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
@@ -52,10 +53,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_list_names_log_and_only_what_it_registers() {
+    fn the_list_names_log_params_and_only_what_it_registers() {
         assert!(offers(fnhost_abi::HOST_MODULE, fnhost_abi::LOG_IMPORT));
+        assert!(offers(fnhost_abi::HOST_MODULE, fnhost_abi::PARAMS_IMPORT));
         assert!(!offers("env", "system"));
-        assert_eq!(offered(), "`fnhost.log`");
+        assert_eq!(offered(), "`fnhost.log`, `fnhost.params`");
         let engine = wasmtime::Engine::default();
         let mut linker = Linker::new(&engine);
         add_all(&mut linker).unwrap();
