@@ -97,6 +97,52 @@ struct Attempt<'a> {
     params: &'a Arc<[u8]>,
 }
 
+/// A call's second attempt, owning what it needs to run on the long-call lane.
+struct Rerun {
+    program: Arc<Program>,
+    module: Arc<str>,
+    function: Arc<str>,
+    limits: Limits,
+    request_id: RequestId,
+    sink: Option<Arc<dyn LogSink>>,
+    /// The params (both ABIs).
+    params: Arc<[u8]>,
+    /// What the guest pulls (v2; empty for v1).
+    pulled: Arc<[u8]>,
+    start: Instant,
+}
+
+impl Rerun {
+    async fn run(self) -> Result<CallOutput, Error> {
+        let program = &*self.program;
+        let f = &program.functions[&*self.function];
+        let call = Attempt {
+            module: &self.module,
+            f,
+            limits: &self.limits,
+            request_id: &self.request_id,
+            sink: self.sink.as_ref(),
+            params: &self.pulled,
+        };
+        let left = self.limits.timeout().saturating_sub(self.start.elapsed());
+        let mut store = program.store(&call, Mode::Async, left)?;
+        // The epoch deadline stops guest code; this outer timeout also bounds anything else
+        // (instantiation, host functions) should it ever stall.
+        let grace = program.settings.epoch_tick * 4 + Duration::from_millis(50);
+        let attempt = async {
+            match program.abi {
+                Abi::V1 => program.v1_async(&mut store, f, &self.params).await,
+                Abi::V2 => program.v2_async(&mut store, f, self.params.len()).await,
+            }
+        };
+        let outcome = match tokio::time::timeout(left + grace, attempt).await {
+            Ok(outcome) => outcome,
+            Err(_elapsed) => Err(Fail::Abi(deadline_exceeded(&self.limits))),
+        };
+        program.finish(store, outcome, &call, self.start)
+    }
+}
+
 /// How an attempt runs: synchronously on the calling task, or with wasmtime's async API.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -111,7 +157,7 @@ impl Program {
     /// Calls `function` with `params` (the request's raw params, empty when it had none) in a
     /// fresh instance under `limits`.
     pub async fn call(
-        &self,
+        self: &Arc<Self>,
         module: &Arc<str>,
         function: &str,
         params: &[u8],
@@ -148,29 +194,54 @@ impl Program {
             params: &pulled,
         };
         let mut store = self.store(&call, Mode::Sync { rerun }, limits.timeout())?;
-        let mut outcome = match self.abi {
+        let outcome = match self.abi {
             Abi::V1 => self.v1_sync(&mut store, f, params),
             Abi::V2 => self.v2_sync(&mut store, f, params.len()),
         };
-        if rerun && matches!(&outcome, Err(Fail::Wasm(e)) if is_out_of_fuel(e)) {
-            // The call needs more than one slice: run it again where it can yield.
-            let left = limits.timeout().saturating_sub(start.elapsed());
-            store = self.store(&call, Mode::Async, left)?;
-            // The epoch deadline stops guest code; this outer timeout also bounds anything
-            // else (instantiation, host functions) should it ever stall.
-            let grace = self.settings.epoch_tick * 4 + Duration::from_millis(50);
-            let attempt = async {
-                match self.abi {
-                    Abi::V1 => self.v1_async(&mut store, f, params).await,
-                    Abi::V2 => self.v2_async(&mut store, f, params.len()).await,
-                }
-            };
-            outcome = match tokio::time::timeout(left + grace, attempt).await {
-                Ok(outcome) => outcome,
-                Err(_elapsed) => Err(Fail::Abi(deadline_exceeded(limits))),
-            };
+        if !(rerun && matches!(&outcome, Err(Fail::Wasm(e)) if is_out_of_fuel(e))) {
+            return self.finish(store, outcome, &call, start);
         }
+        drop(store);
+        // The call needs more than one slice: run it again, where it can yield, in the
+        // long-call lane ([`super::lane`]), so it cannot hold up short calls.
+        let left = limits.timeout().saturating_sub(start.elapsed());
+        let Ok(Some(permit)) = tokio::time::timeout(left, self.lane.admit()).await else {
+            let error = deadline_exceeded(limits).with(
+                "why",
+                "waited its whole deadline for a place among the long calls running",
+            );
+            return Err(self.located(error, &call, 0, start));
+        };
+        let rerun = Rerun {
+            program: self.clone(),
+            module: module.clone(),
+            function: f.name.clone(),
+            limits: *limits,
+            request_id: request_id.clone(),
+            sink: sink.cloned(),
+            params: match self.abi {
+                Abi::V2 => pulled.clone(),
+                Abi::V1 => Arc::from(params),
+            },
+            pulled: pulled.clone(),
+            start,
+        };
+        self.lane
+            .run(async move {
+                let _permit = permit;
+                rerun.run().await
+            })
+            .await
+    }
 
+    /// The call's result from its last attempt's store and outcome.
+    fn finish(
+        &self,
+        mut store: Store<CallState>,
+        outcome: Result<Box<RawValue>, Fail>,
+        call: &Attempt<'_>,
+        start: Instant,
+    ) -> Result<CallOutput, Error> {
         let elapsed = start.elapsed();
         let fuel_left = store.get_fuel().unwrap_or(0);
         let state = store.data_mut();
@@ -189,14 +260,19 @@ impl Program {
         };
         let error = match fail {
             Fail::Abi(e) => e,
-            Fail::Wasm(e) => classify(e, &state.limiter, limits, fuel_used),
+            Fail::Wasm(e) => classify(e, &state.limiter, call.limits, fuel_used),
         };
-        Err(error
-            .with("module", &**module)
-            .with("function", function)
+        Err(self.located(error, call, fuel_used, start))
+    }
+
+    /// `error` with where and how far the call got.
+    fn located(&self, error: Error, call: &Attempt<'_>, fuel_used: u64, start: Instant) -> Error {
+        error
+            .with("module", &**call.module)
+            .with("function", &*call.f.name)
             .with("digest", self.digest.to_hex())
             .with("fuel_used", fuel_used)
-            .with("elapsed_ms", elapsed.as_secs_f64() * 1000.0))
+            .with("elapsed_ms", start.elapsed().as_secs_f64() * 1000.0)
     }
 
     /// A fresh store for one attempt of `call`: its fuel, its deadline `deadline` from now, its

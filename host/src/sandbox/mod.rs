@@ -14,6 +14,7 @@ mod call;
 mod engine;
 mod hostfn;
 mod inspect;
+mod lane;
 mod limiter;
 mod output;
 mod state;
@@ -70,6 +71,8 @@ pub struct Sandbox {
     worker: Option<worker::Worker>,
     /// Instances alive now (pool slots in use), shared with every program.
     instances: Arc<std::sync::atomic::AtomicUsize>,
+    /// Where calls past their first slice run, shared with every program.
+    lane: Arc<lane::Lane>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -102,6 +105,8 @@ pub struct Program {
     settings: Settings,
     /// The sandbox's count of instances alive.
     instances: Arc<std::sync::atomic::AtomicUsize>,
+    /// The sandbox's long-call lane.
+    lane: Arc<lane::Lane>,
 }
 
 impl std::fmt::Debug for Program {
@@ -170,6 +175,7 @@ impl Sandbox {
             compat_key,
             worker,
             instances: Arc::default(),
+            lane: Arc::new(lane::Lane::new(config.max_concurrent_calls)),
         })
     }
 
@@ -257,6 +263,7 @@ impl Sandbox {
             metas,
             settings: self.settings,
             instances: self.instances.clone(),
+            lane: self.lane.clone(),
         })
     }
 }
