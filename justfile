@@ -30,14 +30,17 @@ fmt:
     cargo fmt --all
 
 # The full benchmark suite (docs/PERFORMANCE.md): HTTP vs native and Python, start-up,
-# deploy and batch (bench/run.sh, release build, 10 s loads), then the in-process criterion
-# benchmark. Run it on an idle machine.
+# deploy and batch (bench/run.sh, release build, all servers up at once and loaded in rounds:
+# BENCH_ROUNDS (5) × BENCH_ROUND_SECONDS (2) per row, medians and per-round ratios), then the
+# in-process criterion benchmark. Run it on an idle machine.
 bench:
     bench/run.sh
     cargo bench -p fnhost-bench --bench sandbox
 
-# User-space instructions per math.add request under callgrind, fnhost vs the native reference:
-# a count that does not drift with the load on a shared VM (docs/PERFORMANCE.md).
+# User-space instructions per add request under callgrind: fnhost, bare wasmtime with the Rust
+# guest and with the WAT add, native; with the ratios Rust ÷ WAT and fnhost ÷ bare. A count that
+# does not drift with the load on a shared VM (docs/PERFORMANCE.md). ARGS: an optional body file
+# (fnhost and native only).
 instructions *ARGS:
     bench/instructions.sh {{ARGS}}
 
