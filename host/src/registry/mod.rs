@@ -86,7 +86,9 @@ pub enum OpenError {
 pub struct Registry {
     store: Arc<dyn Store>,
     artifacts: Arc<ArtifactCache>,
-    live: DashMap<String, Arc<Entry>>,
+    /// Hashed with foldhash: looked up on every call (docs/DESIGN.md, *Dependencies added for
+    /// the call path*).
+    live: DashMap<String, Arc<Entry>, foldhash::fast::RandomState>,
     programs: Programs,
     /// Serializes commits (store writes + live swap); compiles run outside it.
     commit_lock: Mutex<()>,
@@ -146,7 +148,7 @@ impl Registry {
             stats,
             store,
             artifacts,
-            live: DashMap::new(),
+            live: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             commit_lock: Mutex::new(()),
             defaults: std::sync::RwLock::new(config.defaults),
             maxima: config.maxima,

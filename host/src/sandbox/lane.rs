@@ -17,7 +17,7 @@
 //!   on the first long call, so hosts and tests that never make one start no threads.
 //!
 //! A rerun's task is aborted when its request goes away (a client that hung up), as it was on
-//! the request's own task before.
+//! the request's own task before; it carries the request's tracing span and subscriber.
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -83,6 +83,11 @@ impl Lane {
         let Some(handle) = self.handle() else {
             return job.await;
         };
+        // The caller's span and subscriber go with the job, so a rerun's log lines (its
+        // guest's included) carry the request's context as the first attempt's did.
+        use tracing::Instrument as _;
+        use tracing::instrument::WithSubscriber as _;
+        let job = job.in_current_span().with_current_subscriber();
         let mut task = AbortOnDrop(handle.spawn(job));
         match (&mut task.0).await {
             Ok(output) => output,

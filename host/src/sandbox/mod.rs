@@ -99,7 +99,7 @@ pub struct Program {
     /// `fnhost_alloc` (ABI v1 only).
     alloc: Option<ModuleExport>,
     /// RPC functions by name.
-    functions: HashMap<String, Function>,
+    functions: Functions,
     /// Metadata in export order, for listings.
     metas: Vec<FunctionMeta>,
     settings: Settings,
@@ -117,6 +117,10 @@ impl std::fmt::Debug for Program {
             .finish_non_exhaustive()
     }
 }
+
+/// A program's functions by name, looked up on every call: hashed with foldhash, not SipHash
+/// (the names are the deployer's, so there is no flooding to defend against here).
+type Functions = HashMap<String, Function, foldhash::fast::RandomState>;
 
 /// One RPC function of a [`Program`].
 struct Function {
@@ -295,19 +299,11 @@ impl Program {
 
 /// The exports `abi` calls: the memory, (v1) `fnhost_alloc`, and one `fnhost_call_<f>` per
 /// function, each of the type `docs/ABI.md` gives (v1 `(i32 i32) -> i64`, v2 `(i32) -> i64`).
-#[allow(clippy::type_complexity)]
 fn abi_exports(
     abi: Abi,
     module: &Module,
     metas: &[FunctionMeta],
-) -> Result<
-    (
-        ModuleExport,
-        Option<ModuleExport>,
-        HashMap<String, Function>,
-    ),
-    Error,
-> {
+) -> Result<(ModuleExport, Option<ModuleExport>, Functions), Error> {
     let bad = |m: String| Error::new(Kind::BadModule, m);
     let memory = module
         .get_export_index(fnhost_abi::MEMORY_EXPORT)
@@ -332,7 +328,7 @@ fn abi_exports(
         }
         Abi::V2 => (None, &[ValType::I32]),
     };
-    let mut functions = HashMap::with_capacity(metas.len());
+    let mut functions = Functions::with_capacity_and_hasher(metas.len(), Default::default());
     for meta in metas {
         let name = format!("{}{}", fnhost_abi::CALL_PREFIX, meta.name);
         expect_func_type(module, &name, call_params, &[ValType::I64])?;
