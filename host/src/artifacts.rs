@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! <data-dir>/artifacts/<engine-key>/<sha256>.cwasm          precompiled code
-//! <data-dir>/artifacts/<engine-key>/<sha256>.cwasm.sha256   its checksum, written last
+//! <data-dir>/artifacts/<engine-key>/<sha256>.cwasm.xxh3     its checksum, written last
 //! <data-dir>/artifacts/<engine-key>/.tmp/                   files being written
 //! ```
 //!
@@ -11,6 +11,14 @@
 //! only this host writes here, so [`crate::sandbox::Sandbox::load_artifact`] (which must trust
 //! what it loads) only ever sees bytes it serialized itself. Losing the cache costs a compile,
 //! nothing else. Blocking: call from the blocking pool.
+//!
+//! The checksum is XXH3-128, not SHA-256: it guards against accidents (a torn or truncated
+//! write, a damaged disk, a file copied in half), which a 128-bit checksum catches as surely,
+//! at a twentieth of the cost — checking a 250 KB artifact with SHA-256 was half of a module's
+//! first load (docs/PERFORMANCE.md, *Issue 16*). Against someone who can write the data dir a
+//! cryptographic hash would not help either: they could rewrite the checksum file too. Caches
+//! written before this (`<sha256>.cwasm.sha256`, SHA-256) are checked with SHA-256 once and
+//! given an XXH3 checksum in its place, so an upgrade recompiles nothing.
 
 use std::collections::HashSet;
 use std::fs;
@@ -60,6 +68,11 @@ impl ArtifactCache {
     }
 
     fn sum_path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join(format!("{digest}.cwasm.xxh3"))
+    }
+
+    /// Where hosts before XXH3 checksums wrote an artifact's SHA-256.
+    fn legacy_sum_path(&self, digest: &Digest) -> PathBuf {
         self.dir.join(format!("{digest}.cwasm.sha256"))
     }
 
@@ -67,22 +80,56 @@ impl ArtifactCache {
     /// loaded).
     pub fn put(&self, digest: &Digest, artifact: &[u8]) -> Result<(), CacheError> {
         write_atomic(&self.tmp, &self.path(digest), artifact)?;
-        let sum = Digest::of(artifact).to_hex();
-        write_atomic(&self.tmp, &self.sum_path(digest), sum.as_bytes())?;
+        write_atomic(
+            &self.tmp,
+            &self.sum_path(digest),
+            checksum(artifact).as_bytes(),
+        )?;
         Ok(())
     }
 
     /// The artifact of `digest` if it exists and matches its recorded checksum.
     pub fn verified(&self, digest: &Digest) -> Option<PathBuf> {
         let path = self.path(digest);
-        let sum = fs::read_to_string(self.sum_path(digest)).ok()?;
+        let sum = match fs::read_to_string(self.sum_path(digest)) {
+            Ok(sum) => sum,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return self.upgraded(digest),
+            Err(_) => return None,
+        };
         let bytes = fs::read(&path).ok()?;
-        if Digest::of(&bytes).to_hex() == sum.trim() {
+        if checksum(&bytes) == sum.trim() {
             Some(path)
         } else {
             tracing::warn!(%digest, path = %path.display(), "artifact checksum mismatch; recompiling");
             None
         }
+    }
+
+    /// An artifact an older host cached with a SHA-256 checksum: checked with that, then given
+    /// an XXH3 checksum (the old one goes), so the next load takes the fast check.
+    fn upgraded(&self, digest: &Digest) -> Option<PathBuf> {
+        let (path, legacy) = (self.path(digest), self.legacy_sum_path(digest));
+        let sum = fs::read_to_string(&legacy).ok()?;
+        let bytes = fs::read(&path).ok()?;
+        if Digest::of(&bytes).to_hex() != sum.trim() {
+            tracing::warn!(%digest, path = %path.display(), "artifact checksum mismatch; recompiling");
+            return None;
+        }
+        match write_atomic(
+            &self.tmp,
+            &self.sum_path(digest),
+            checksum(&bytes).as_bytes(),
+        ) {
+            Ok(()) => {
+                let _ = fs::remove_file(&legacy);
+            }
+            // Still usable; the next load checks it with SHA-256 again.
+            Err(e) => {
+                let e = CacheError::from(e);
+                tracing::warn!(%digest, error = %e, "cannot rewrite the artifact's checksum");
+            }
+        }
+        Some(path)
     }
 
     /// Deletes artifacts of modules not in `keep`; returns how many files went.
@@ -106,6 +153,11 @@ impl ArtifactCache {
     }
 }
 
+/// An artifact's checksum as its checksum file holds it: XXH3-128, 32 hex digits.
+fn checksum(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +177,55 @@ mod tests {
         );
         fs::write(cache.path(&d), b"c0de").unwrap();
         assert!(cache.verified(&d).is_none());
+        // One changed byte in a larger file, and a truncated one.
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7) as u8).collect();
+        cache.put(&d, &big).unwrap();
+        assert!(cache.verified(&d).is_some());
+        let mut flipped = big.clone();
+        flipped[123_456] ^= 1;
+        fs::write(cache.path(&d), &flipped).unwrap();
+        assert!(cache.verified(&d).is_none());
+        fs::write(cache.path(&d), &big[..big.len() - 1]).unwrap();
+        assert!(cache.verified(&d).is_none());
+    }
+
+    #[test]
+    fn artifacts_cached_with_a_sha256_checksum_are_checked_and_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::open(dir.path(), "k").unwrap();
+        let (good, bad) = (Digest::of(b"good"), Digest::of(b"bad"));
+        // As hosts before XXH3 wrote them.
+        for d in [good, bad] {
+            fs::write(cache.path(&d), b"code").unwrap();
+            fs::write(
+                cache.legacy_sum_path(&d),
+                Digest::of(b"code").to_hex().as_bytes(),
+            )
+            .unwrap();
+        }
+        fs::write(cache.path(&bad), b"c0de").unwrap();
+
+        assert_eq!(cache.verified(&good), Some(cache.path(&good)));
+        assert!(
+            !cache.legacy_sum_path(&good).exists(),
+            "the old checksum goes"
+        );
+        assert_eq!(
+            fs::read_to_string(cache.sum_path(&good)).unwrap(),
+            checksum(b"code")
+        );
+        assert_eq!(
+            cache.verified(&good),
+            Some(cache.path(&good)),
+            "and stays good"
+        );
+
+        assert!(cache.verified(&bad).is_none());
+        assert!(
+            !cache.sum_path(&bad).exists(),
+            "a damaged artifact is never given a new checksum"
+        );
+        assert!(cache.verified(&bad).is_none());
     }
 
     #[test]
@@ -134,7 +235,8 @@ mod tests {
         let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
         cache.put(&a, b"A").unwrap();
         cache.put(&b, b"B").unwrap();
-        assert_eq!(cache.retain(&HashSet::from([a])).unwrap(), 2);
+        fs::write(cache.legacy_sum_path(&b), b"old").unwrap();
+        assert_eq!(cache.retain(&HashSet::from([a])).unwrap(), 3);
         assert!(cache.verified(&a).is_some());
         assert!(cache.verified(&b).is_none());
     }
