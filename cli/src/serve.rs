@@ -170,6 +170,12 @@ pub fn serve(flags: ServeArgs) -> Result<ExitCode> {
     let args = settings(&flags)?;
     init_logging(args.log_format.as_deref())?;
     let config = config(&args)?;
+    // Before any other thread exists: growing the fd table later stalls a request.
+    fnhost::server::raise_open_files();
+    match fnhost::server::reserve_fd_table() {
+        Ok(entries) => tracing::debug!(entries, "file-descriptor table reserved"),
+        Err(e) => tracing::warn!(error = %e, "cannot reserve the file-descriptor table"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -191,6 +191,39 @@ pub fn raise_open_files() -> u64 {
     }
 }
 
+/// The most file-descriptor table entries [`reserve_fd_table`] sets aside (256 KiB of the
+/// kernel's memory at 8 bytes an entry, rounded up to a power of two).
+pub const FD_TABLE_RESERVE: u64 = 32 << 10;
+
+/// Grows this process's file-descriptor table to `min(open-file limit, FD_TABLE_RESERVE)`
+/// entries now. Call it while the process has one thread (before the async runtime starts).
+///
+/// Linux grows a process's fd table when a file is opened past its end, doubling it, and in a
+/// process with more than one thread every growth waits for an RCU grace period
+/// (`synchronize_rcu()` in `expand_fdtable`): 10–30 ms on this machine kind, charged to
+/// whichever request happened to open the 256th, 512th, 1,024th, … file. A served module keeps
+/// its artifact file open (wasmtime maps its memory image from it) and each connection is a
+/// file, so with 1,000 modules the first calls after a start paid it twice
+/// (docs/PERFORMANCE.md, *Issue 16*). With one thread the growth is immediate; a table never
+/// shrinks, so opening and closing one high descriptor is enough.
+pub fn reserve_fd_table() -> std::io::Result<u64> {
+    let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+    let entries = limit.min(FD_TABLE_RESERVE);
+    let Ok(top) = libc::c_int::try_from(entries.saturating_sub(1)) else {
+        return Ok(0);
+    };
+    let any = std::fs::File::open("/dev/null")?;
+    // SAFETY: F_DUPFD on a descriptor we own returns a new one (the lowest free at or above
+    // `top`), which we close at once; nothing else refers to it.
+    let high = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&any), libc::F_DUPFD, top) };
+    if high < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `high` is ours (just duplicated) and closed once.
+    unsafe { libc::close(high) };
+    Ok(entries)
+}
+
 /// Files kept back from the connection caps for the store, artifacts, logs and the runtime.
 const RESERVED_FILES: u64 = 128;
 
@@ -221,4 +254,32 @@ pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
 async fn accept_backoff(listener: Listener, e: &std::io::Error) {
     tracing::warn!(?listener, error = %e, "accept failed; retrying shortly");
     tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fd_table_size() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("FDSize:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_fd_table_is_grown_up_front_and_no_descriptor_is_left_open() {
+        raise_open_files();
+        let entries = reserve_fd_table().unwrap();
+        let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap().0;
+        assert_eq!(entries, limit.min(FD_TABLE_RESERVE));
+        assert!(fd_table_size() >= entries, "FDSize {}", fd_table_size());
+        // The descriptor that grew it was closed again.
+        let high = format!("/proc/self/fd/{}", entries - 1);
+        assert!(!std::path::Path::new(&high).exists(), "{high} left open");
+    }
 }
