@@ -13,7 +13,13 @@
 //! pays (each first call loads the bytes from the database and compiles them, unless the
 //! background loader got there first).
 //!
-//! Usage: `lifecycle --fnhost PATH [--counts 1,100,1000] [--server-cpu N] [--store URL]`.
+//! With `--data-dir DIR` the data dir is kept (and reused: the modules already in it count as
+//! deployed), so the start-up and first-call rows can be measured again, e.g. for two builds,
+//! without deploying 1,000 modules each time.
+//!
+//! Usage: `lifecycle --fnhost PATH [--counts 1,100,1000] [--server-cpu N] [--store URL]
+//! [--data-dir DIR] [--rounds N]` (`--rounds`: start-up and first calls measured N times at
+//! each count, each round a new start).
 //! The guest comes from `FNHOST_GUEST_DIR` or `target/guests/wasm32-unknown-unknown/guest`.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -136,6 +142,8 @@ fn main() -> Result<()> {
     let mut counts = vec![1usize, 100, 1000];
     let mut cpu: Option<String> = None;
     let mut store: Option<String> = None;
+    let mut keep: Option<PathBuf> = None;
+    let mut rounds = 1usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -150,18 +158,36 @@ fn main() -> Result<()> {
             }
             "--server-cpu" => cpu = Some(args.next().context("--server-cpu N")?),
             "--store" => store = Some(args.next().context("--store URL")?),
+            "--data-dir" => keep = Some(PathBuf::from(args.next().context("--data-dir DIR")?)),
+            "--rounds" => rounds = args.next().context("--rounds N")?.parse()?,
             other => bail!("unknown argument {other}"),
         }
     }
     counts.sort_unstable();
     let math = guest_bytes("math")?;
-    let data = tempfile::tempdir()?;
+    let temp = tempfile::tempdir()?;
+    let data = match &keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            dir.clone()
+        }
+        None => temp.path().to_owned(),
+    };
     let http = agent();
 
-    let mut deployed = 0usize;
     let mut deploy_times = Vec::new();
     let mut rows = Vec::new();
-    let (mut server, _) = start(&fnhost, data.path(), cpu.as_deref(), store.as_deref())?;
+    let (mut server, _) = start(&fnhost, &data, cpu.as_deref(), store.as_deref())?;
+    // Names are deployed in order, so a kept data dir's count says which are there.
+    let mut deployed = serde_json::from_str::<serde_json::Value>(
+        &http
+            .get(&format!("http://{}/healthz", server.addr))
+            .call()?
+            .body_mut()
+            .read_to_string()?,
+    )?["modules"]
+        .as_u64()
+        .unwrap_or(0) as usize;
     let mut replica_dirs = Vec::new();
     for &count in &counts {
         while deployed < count {
@@ -188,53 +214,68 @@ fn main() -> Result<()> {
             deploy_times.push(t0.elapsed());
             deployed += 1;
         }
-        drop(server);
-        let dir = if store.is_some() {
-            // A cold replica: nothing local.
-            replica_dirs.push(tempfile::tempdir()?);
-            replica_dirs
-                .last()
-                .map(|d| d.path().to_owned())
-                .unwrap_or_default()
-        } else {
-            data.path().to_owned()
-        };
-        let (restarted, serving) = start(&fnhost, &dir, cpu.as_deref(), store.as_deref())?;
-        server = restarted;
-        let health = http
-            .get(&format!("http://{}/healthz", server.addr))
-            .call()?
-            .body_mut()
-            .read_to_string()?;
-        let fresh = agent();
-        let mut first_calls = Vec::with_capacity(count);
-        for i in 0..count {
-            let name = module_name(i);
-            let t = Instant::now();
-            if !call_add(&fresh, server.addr, &name)? {
-                bail!("first call to {name}.add after a restart failed");
+        for _ in 0..rounds {
+            drop(server);
+            let dir = if store.is_some() {
+                // A cold replica: nothing local.
+                replica_dirs.push(tempfile::tempdir()?);
+                replica_dirs
+                    .last()
+                    .map(|d| d.path().to_owned())
+                    .unwrap_or_default()
+            } else {
+                data.clone()
+            };
+            let (restarted, serving) = start(&fnhost, &dir, cpu.as_deref(), store.as_deref())?;
+            server = restarted;
+            let health = http
+                .get(&format!("http://{}/healthz", server.addr))
+                .call()?
+                .body_mut()
+                .read_to_string()?;
+            let fresh = agent();
+            let mut first_calls = Vec::with_capacity(count);
+            for i in 0..count {
+                let name = module_name(i);
+                let t = Instant::now();
+                if !call_add(&fresh, server.addr, &name)? {
+                    bail!("first call to {name}.add after a restart failed");
+                }
+                first_calls.push(t.elapsed());
             }
-            first_calls.push(t.elapsed());
+            // Which first calls were slowest, and when (the module's place in the sweep).
+            let mut slowest: Vec<(Duration, usize)> =
+                first_calls.iter().copied().zip(0..).collect();
+            slowest.sort_unstable_by(|a, b| b.cmp(a));
+            eprintln!(
+                "{count} modules, slowest first calls: {}",
+                slowest
+                    .iter()
+                    .take(8)
+                    .map(|(t, i)| format!("{} {} µs", module_name(*i), us(*t)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let first = Percentiles::new(first_calls);
+            // A second round: the same calls once every module has been used.
+            let mut second = Vec::with_capacity(count);
+            for i in 0..count {
+                let t = Instant::now();
+                call_add(&fresh, server.addr, &module_name(i))?;
+                second.push(t.elapsed());
+            }
+            let second = Percentiles::new(second);
+            rows.push(format!(
+                "| {count} | {} | {} | {} | {} | {} | {} | `{}` |",
+                ms(serving),
+                us(first.p50()),
+                us(first.p99()),
+                us(first.max()),
+                us(second.p50()),
+                us(second.p99()),
+                health.trim()
+            ));
         }
-        let first = Percentiles::new(first_calls);
-        // A second round: the same calls once every module has been used.
-        let mut second = Vec::with_capacity(count);
-        for i in 0..count {
-            let t = Instant::now();
-            call_add(&fresh, server.addr, &module_name(i))?;
-            second.push(t.elapsed());
-        }
-        let second = Percentiles::new(second);
-        rows.push(format!(
-            "| {count} | {} | {} | {} | {} | {} | {} | `{}` |",
-            ms(serving),
-            us(first.p50()),
-            us(first.p99()),
-            us(first.max()),
-            us(second.p50()),
-            us(second.p99()),
-            health.trim()
-        ));
     }
     drop(server);
 
