@@ -27,8 +27,9 @@ pub struct Histogram {
     /// Per bound, then the overflow (`+Inf`): counts of values at or below each bound (not
     /// cumulative; cumulated when rendered).
     buckets: Box<[AtomicU64]>,
+    /// The count is the buckets' total: one atomic add fewer per value, and a snapshot's
+    /// `+Inf` bucket always equals its count.
     sum: AtomicU64,
-    count: AtomicU64,
 }
 
 impl Histogram {
@@ -37,7 +38,6 @@ impl Histogram {
             bounds,
             buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
             sum: AtomicU64::new(0),
-            count: AtomicU64::new(0),
         }
     }
 
@@ -45,7 +45,11 @@ impl Histogram {
         let i = self.bounds.partition_point(|b| *b < value);
         self.buckets[i].fetch_add(1, Relaxed);
         self.sum.fetch_add(value, Relaxed);
-        self.count.fetch_add(1, Relaxed);
+    }
+
+    /// The sum of the recorded values.
+    pub fn sum(&self) -> u64 {
+        self.sum.load(Relaxed)
     }
 
     /// `(sum, count, [(upper bound, cumulative count)])`, bounds scaled by `scale` (µs → s); the
@@ -58,11 +62,7 @@ impl Histogram {
             let bound = self.bounds.get(i).map_or(f64::MAX, |b| *b as f64 * scale);
             buckets.push((bound, cumulative));
         }
-        (
-            self.sum.load(Relaxed) as f64 * scale,
-            self.count.load(Relaxed),
-            buckets,
-        )
+        (self.sum.load(Relaxed) as f64 * scale, cumulative, buckets)
     }
 
     /// The value below which `q` (0..1) of the recorded values fall, from the buckets (an
@@ -110,8 +110,9 @@ pub const COMPILE_US: &[u64] = &[
 pub struct FunctionStats {
     /// Calls by outcome: index 0 is `ok`, then one per [`Kind`] (`Kind as usize + 1`).
     outcomes: [AtomicU64; Kind::ALL.len() + 1],
-    fuel_used: AtomicU64,
-    elapsed_us: AtomicU64,
+    /// Their sums are the fuel used and the time taken in total. Every call adds to these on
+    /// lines shared by all cores, so each atomic counts (docs/PERFORMANCE.md, *What is shared
+    /// between cores on the call path*).
     pub latency: Histogram,
     pub fuel: Histogram,
 }
@@ -120,8 +121,6 @@ impl Default for FunctionStats {
     fn default() -> Self {
         Self {
             outcomes: std::array::from_fn(|_| AtomicU64::new(0)),
-            fuel_used: AtomicU64::new(0),
-            elapsed_us: AtomicU64::new(0),
             latency: Histogram::new(LATENCY_US),
             fuel: Histogram::new(FUEL),
         }
@@ -132,8 +131,6 @@ impl FunctionStats {
     /// Records one finished call.
     pub fn record(&self, fuel_used: u64, elapsed_us: u64, error: Option<Kind>) {
         self.outcomes[error.map_or(0, |k| k as usize + 1)].fetch_add(1, Relaxed);
-        self.fuel_used.fetch_add(fuel_used, Relaxed);
-        self.elapsed_us.fetch_add(elapsed_us, Relaxed);
         self.latency.record(elapsed_us);
         self.fuel.record(fuel_used);
     }
@@ -143,11 +140,11 @@ impl FunctionStats {
     }
 
     pub fn fuel_used(&self) -> u64 {
-        self.fuel_used.load(Relaxed)
+        self.fuel.sum()
     }
 
     pub fn elapsed_us(&self) -> u64 {
-        self.elapsed_us.load(Relaxed)
+        self.latency.sum()
     }
 
     /// Failures by kind, the kinds that never happened left out.
