@@ -359,7 +359,8 @@ pub async fn handle_jsonrpc(app: &App, ctx: &CallContext, body: &[u8]) -> Reply 
             let budget = ResponseBudget::new(app.config.max_batch_response_bytes);
             let budget = &budget;
             let replies = futures_util::future::join_all(items.into_iter().map(|raw| async move {
-                let mut one_out = Vec::new();
+                // Room for a small answer, so most members write theirs without growing it.
+                let mut one_out = Vec::with_capacity(64);
                 one(app, ctx, raw, &mut one_out, Some(budget)).await;
                 one_out
             }))

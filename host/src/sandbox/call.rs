@@ -202,15 +202,35 @@ impl Program {
             return self.finish(store, outcome, &call, start);
         }
         drop(store);
-        // The call needs more than one slice: run it again, where it can yield, in the
-        // long-call lane ([`super::lane`]), so it cannot hold up short calls.
+        // Boxed: the rerun's state (timers, wasmtime's async call) is kilobytes, and inline it
+        // would be carried by every call's future, moved with it into a batch's set of futures
+        // (docs/PERFORMANCE.md, *Batch of 100*).
+        Box::pin(self.rerun(&call, params, start)).await
+    }
+
+    /// Runs a call that needed more than one slice again, where it can yield, in the long-call
+    /// lane ([`super::lane`]), so it cannot hold up short calls.
+    async fn rerun(
+        self: &Arc<Self>,
+        call: &Attempt<'_>,
+        params: &[u8],
+        start: Instant,
+    ) -> Result<CallOutput, Error> {
+        let Attempt {
+            module,
+            f,
+            limits,
+            request_id,
+            sink,
+            params: pulled,
+        } = *call;
         let left = limits.timeout().saturating_sub(start.elapsed());
         let Ok(Some(permit)) = tokio::time::timeout(left, self.lane.admit()).await else {
             let error = deadline_exceeded(limits).with(
                 "why",
                 "waited its whole deadline for a place among the long calls running",
             );
-            return Err(self.located(error, &call, 0, start));
+            return Err(self.located(error, call, 0, start));
         };
         let rerun = Rerun {
             program: self.clone(),
