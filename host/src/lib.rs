@@ -135,7 +135,7 @@ impl App {
         let applied = store.last_change().await?;
         let replica = replica::Replica::new(store.as_ref(), applied);
         let keys = keys::Keys::load(store.clone()).await?;
-        let stats = Arc::new(metrics::HostStats::new(sandbox.instances().clone()));
+        let stats = Arc::new(metrics::HostStats::new(&sandbox));
         let registry = registry::Registry::open(&config, sandbox, store, stats.clone()).await?;
         let public_rate = arc_swap::ArcSwapOption::new(public_limiter(live.public_rate_per_s));
         let app = Arc::new(App {

@@ -181,6 +181,8 @@ pub struct HostStats {
     pub artifact_misses: AtomicU64,
     /// Sandbox instances alive now (instance pool slots in use), counted by the sandbox.
     pub instances: std::sync::Arc<AtomicUsize>,
+    /// Long calls in the sandbox's long-call lane, counted by the lane.
+    pub long_calls: std::sync::Arc<crate::sandbox::LongCalls>,
 }
 
 impl Default for HostStats {
@@ -194,6 +196,7 @@ impl Default for HostStats {
             artifact_hits: AtomicU64::new(0),
             artifact_misses: AtomicU64::new(0),
             instances: std::sync::Arc::default(),
+            long_calls: std::sync::Arc::default(),
         }
     }
 }
@@ -207,10 +210,11 @@ pub enum DeployOutcome {
 }
 
 impl HostStats {
-    /// Counters sharing the sandbox's count of instances alive.
-    pub fn new(instances: std::sync::Arc<AtomicUsize>) -> Self {
+    /// Counters sharing the sandbox's counts of instances alive and long calls.
+    pub fn new(sandbox: &crate::sandbox::Sandbox) -> Self {
         Self {
-            instances,
+            instances: sandbox.instances().clone(),
+            long_calls: sandbox.long_calls().clone(),
             ..Self::default()
         }
     }
@@ -375,6 +379,18 @@ impl prometheus_client::collector::Collector for Scrape {
             "fnhost_pool_slots_in_use",
             "Sandbox instances (instance pool slots) in use now.",
             &[(vec![], stats.instances.load(Relaxed) as i64)],
+        )?;
+        gauge(
+            &mut e,
+            "fnhost_long_calls_running",
+            "Calls past their first fuel slice running in the long-call lane now.",
+            &[(vec![], stats.long_calls.running.load(Relaxed) as i64)],
+        )?;
+        gauge(
+            &mut e,
+            "fnhost_long_calls_waiting",
+            "Long calls waiting for a place in the long-call lane now.",
+            &[(vec![], stats.long_calls.waiting.load(Relaxed) as i64)],
         )?;
         let deploys: Vec<_> = stats
             .deploys()

@@ -144,6 +144,9 @@ fn metrics_are_openmetrics_that_a_real_client_parses() {
         Some(0.0),
         "nothing runs while we scrape"
     );
+    for gauge in ["fnhost_long_calls_running", "fnhost_long_calls_waiting"] {
+        assert_eq!(sample(&s, gauge, json!({})), Some(0.0), "{gauge}\n{text}");
+    }
     assert!(sample(&s, "fnhost_compile_duration_seconds_count", json!({})).unwrap() >= 1.0);
     assert!(sample(&s, "fnhost_open_connections", json!({"transport": "http"})).unwrap() >= 1.0);
     for (_, labels, _) in &s {

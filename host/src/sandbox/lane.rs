@@ -20,6 +20,7 @@
 //! the request's own task before; it carries the request's tracing span and subscriber.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
 use tokio::runtime::{Handle, Runtime};
@@ -33,6 +34,36 @@ pub struct Lane {
     runtime: OnceLock<Option<Runtime>>,
     permits: Arc<Semaphore>,
     size: usize,
+    counts: Arc<LongCalls>,
+}
+
+/// Long calls running in the lane and waiting for a place in it now (`/metrics` gauges).
+#[derive(Debug, Default)]
+pub struct LongCalls {
+    pub running: AtomicUsize,
+    pub waiting: AtomicUsize,
+}
+
+/// One long call counted in a [`LongCalls`] gauge for as long as it lives.
+struct Counted(Arc<LongCalls>, fn(&LongCalls) -> &AtomicUsize);
+
+impl Counted {
+    fn new(counts: &Arc<LongCalls>, which: fn(&LongCalls) -> &AtomicUsize) -> Self {
+        which(counts).fetch_add(1, Relaxed);
+        Self(counts.clone(), which)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        (self.1)(&self.0).fetch_sub(1, Relaxed);
+    }
+}
+
+/// A long call's place in the lane: hold it while the call runs.
+pub struct Admitted {
+    _permit: OwnedSemaphorePermit,
+    _running: Counted,
 }
 
 impl std::fmt::Debug for Lane {
@@ -51,7 +82,13 @@ impl Lane {
             runtime: OnceLock::new(),
             permits: Arc::new(Semaphore::new(size)),
             size,
+            counts: Arc::default(),
         }
+    }
+
+    /// The lane's gauges.
+    pub fn counts(&self) -> &Arc<LongCalls> {
+        &self.counts
     }
 
     /// How many long calls may run at once.
@@ -66,10 +103,16 @@ impl Lane {
         self.size - self.permits.available_permits()
     }
 
-    /// Waits for a permit (the caller bounds the wait). `None` only if the semaphore were
-    /// closed, which it never is.
-    pub async fn admit(&self) -> Option<OwnedSemaphorePermit> {
-        self.permits.clone().acquire_owned().await.ok()
+    /// Waits for a permit (the caller bounds the wait; a dropped wait stops counting as
+    /// waiting). `None` only if the semaphore were closed, which it never is.
+    pub async fn admit(&self) -> Option<Admitted> {
+        let waiting = Counted::new(&self.counts, |c| &c.waiting);
+        let permit = self.permits.clone().acquire_owned().await.ok()?;
+        drop(waiting);
+        Some(Admitted {
+            _permit: permit,
+            _running: Counted::new(&self.counts, |c| &c.running),
+        })
     }
 
     /// Runs `job` on the lane and waits for it; the job is aborted if this future is dropped.
@@ -178,10 +221,24 @@ mod tests {
         let a = lane.admit().await.unwrap();
         let _b = lane.admit().await.unwrap();
         assert_eq!(lane.running(), 2);
+        let gauges = |l: &Lane| {
+            let c = l.counts();
+            (c.running.load(Relaxed), c.waiting.load(Relaxed))
+        };
+        assert_eq!(gauges(&lane), (2, 0));
         let third = tokio::time::timeout(std::time::Duration::from_millis(50), lane.admit());
         assert!(third.await.is_err(), "a third long call waits");
+        assert_eq!(
+            gauges(&lane),
+            (2, 0),
+            "a wait given up is no longer counted"
+        );
+        let mut fourth = Box::pin(lane.admit());
+        assert!(futures_util::FutureExt::now_or_never(&mut fourth).is_none());
+        assert_eq!(gauges(&lane), (2, 1));
         drop(a);
-        let _c = lane.admit().await;
+        let _d = fourth.await.unwrap();
+        assert_eq!(gauges(&lane), (2, 0));
     }
 
     #[tokio::test]

@@ -34,6 +34,7 @@ pub use abi::Abi;
 pub use call::CallOutput;
 pub use engine::{MemoryReset, memory_reset};
 pub use inspect::{Caps, Inspected, inspect};
+pub use lane::LongCalls;
 pub use output::read_output;
 pub use state::{GuestLog, LogSink};
 
@@ -187,6 +188,11 @@ impl Sandbox {
     /// compare fnhost with wasmtime alone on the same engine (`bench/src/bare.rs`).
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Long calls running in the long-call lane and waiting for it now.
+    pub fn long_calls(&self) -> &Arc<LongCalls> {
+        self.lane.counts()
     }
 
     /// Instances alive now (instance pool slots in use).
