@@ -23,6 +23,10 @@ use crate::sandbox::CallOutput;
 
 /// Runs `method` with `params` (raw JSON text, empty for none) for the caller `ctx`: a guest
 /// function, or one of the protocol's own methods (`system.*`, `rpc.discover`).
+///
+/// `params` must be one well-formed JSON value without whitespace around it (or empty): what
+/// the JSON-RPC parser finds and the XML-RPC front end writes. Guests rely on it (docs/ABI.md,
+/// *One call*), and `#[export(raw)]` functions get the text unchecked.
 pub async fn dispatch(
     app: &App,
     ctx: &CallContext,

@@ -20,6 +20,13 @@ fn invalid(message: String) -> Error {
 /// Checks `params` (raw JSON text; empty for none) against `meta`.
 pub fn check(meta: &FunctionMeta, params: &[u8]) -> Result<(), Error> {
     if meta.raw {
+        // Checked where the request was parsed (see `rpc::dispatch`); not scanned again.
+        debug_assert!(
+            params.is_empty()
+                || serde_json::from_slice::<&RawValue>(params)
+                    .is_ok_and(|r| r.get().len() == params.len()),
+            "raw params must be one JSON value without whitespace around it"
+        );
         return Ok(());
     }
     match params.first() {

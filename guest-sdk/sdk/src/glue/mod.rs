@@ -198,11 +198,23 @@ pub fn invoke(
 
 /// Runs a `#[export(raw)]` function: the whole params value is its one argument, `null` when
 /// there were no params.
-pub fn invoke_raw<T: DeserializeOwned>(params: &[u8], body: impl FnOnce(T) -> Vec<u8>) -> Vec<u8> {
+///
+/// A `Box<RawValue>` argument is the params text itself, not read again: the host hands over
+/// one well-formed JSON value (`docs/ABI.md`, *One call*), and reading 10 KB of it again in
+/// wasm was nearly all of a raw echo's work (docs/PERFORMANCE.md, *10 KB echo*). Any other
+/// type is decoded (and so checked) as usual.
+pub fn invoke_raw<T: DeserializeOwned + 'static>(
+    params: &[u8],
+    body: impl FnOnce(T) -> Vec<u8>,
+) -> Vec<u8> {
     let decoded = match std::str::from_utf8(params) {
         Ok(text) => {
             let text = json::trim(text);
-            T::deserialize(de::Param::new(if text.is_empty() { "null" } else { text }))
+            let text = if text.is_empty() { "null" } else { text };
+            match as_given::<T>(text) {
+                Some(raw) => Ok(raw),
+                None => T::deserialize(de::Param::new(text)),
+            }
         }
         Err(_) => Err(de::DeError("not UTF-8".into())),
     };
@@ -210,6 +222,22 @@ pub fn invoke_raw<T: DeserializeOwned>(params: &[u8], body: impl FnOnce(T) -> Ve
         Ok(value) => body(value),
         Err(e) => Reject::new(concat(&["invalid params: ", &e.0]), None).into_output(),
     }
+}
+
+/// `text` as a `Box<RawValue>`, when that is what `T` is, without parsing it.
+fn as_given<T: 'static>(text: &str) -> Option<T> {
+    use serde_json::value::RawValue;
+    use std::any::{Any, TypeId};
+    if TypeId::of::<T>() != TypeId::of::<Box<RawValue>>() {
+        return None;
+    }
+    // SAFETY: `from_string_unchecked` needs one well-formed JSON value without whitespace
+    // around it. The host guarantees the params are one JSON value (it parsed the request to
+    // find them, or wrote them itself: docs/ABI.md); `text` is trimmed, and `null` stands for
+    // no params. (Debug builds check it again inside serde_json.)
+    let raw = unsafe { RawValue::from_string_unchecked(text.to_owned()) };
+    let raw: Box<dyn Any> = Box::new(raw);
+    raw.downcast::<T>().ok().map(|t| *t)
 }
 
 /// The status-0 output for a function's return value.
@@ -375,6 +403,19 @@ mod tests {
                 .unwrap()
                 .starts_with("the result could not be encoded")
         );
+    }
+
+    #[test]
+    fn raw_values_are_handed_over_as_given_and_other_types_still_checked() {
+        use serde_json::value::RawValue;
+        let echo = |params: &[u8]| invoke_raw::<Box<RawValue>>(params, |v| ok(&v));
+        assert_eq!(echo(b"[1,  {\"a\" : 2.50}]"), b"\x00[1,  {\"a\" : 2.50}]");
+        assert_eq!(echo(b" \n{\"x\":null} "), b"\x00{\"x\":null}");
+        assert_eq!(echo(b""), b"\x00null");
+        // Not UTF-8 is still refused (the host never sends it).
+        assert_eq!(echo(b"[\"\xff\"]")[0], 2);
+        // A `Value` is decoded, so broken text is an error, not passed on.
+        assert_eq!(invoke_raw::<Value>(b"[1,", |v| ok(&v))[0], 2);
     }
 
     #[test]
