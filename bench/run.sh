@@ -328,7 +328,8 @@ print("| ratio | median | min–max | per round |")
 print("|---|---|---|---|")
 for name, values in ratios:
     if values:
-        print(f"| {name} | {median(values):.2f}× | {min(values):.2f}–{max(values):.2f} | "
+        unit = "" if "(ms)" in name else "×"
+        print(f"| {name} | {median(values):.2f}{unit} | {min(values):.2f}–{max(values):.2f} | "
               f"{' '.join(f'{v:.2f}' for v in values)} |")
 ratio = dict(ratios)
 
