@@ -88,45 +88,42 @@ impl ArtifactCache {
         Ok(())
     }
 
-    /// The artifact of `digest` if it exists and matches its recorded checksum.
+    /// The artifact of `digest` if it exists and matches its recorded checksum. One cached by
+    /// an older host with a SHA-256 checksum is checked with that, then given an XXH3 checksum
+    /// (the old one goes), so the next load takes the fast check.
     pub fn verified(&self, digest: &Digest) -> Option<PathBuf> {
-        let path = self.path(digest);
-        let sum = match fs::read_to_string(self.sum_path(digest)) {
-            Ok(sum) => sum,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return self.upgraded(digest),
+        let (path, legacy) = (self.path(digest), self.legacy_sum_path(digest));
+        let (sum, is_legacy) = match fs::read_to_string(self.sum_path(digest)) {
+            Ok(sum) => (sum, false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                (fs::read_to_string(&legacy).ok()?, true)
+            }
             Err(_) => return None,
         };
         let bytes = fs::read(&path).ok()?;
-        if checksum(&bytes) == sum.trim() {
-            Some(path)
+        let actual = if is_legacy {
+            Digest::of(&bytes).to_hex()
         } else {
-            tracing::warn!(%digest, path = %path.display(), "artifact checksum mismatch; recompiling");
-            None
-        }
-    }
-
-    /// An artifact an older host cached with a SHA-256 checksum: checked with that, then given
-    /// an XXH3 checksum (the old one goes), so the next load takes the fast check.
-    fn upgraded(&self, digest: &Digest) -> Option<PathBuf> {
-        let (path, legacy) = (self.path(digest), self.legacy_sum_path(digest));
-        let sum = fs::read_to_string(&legacy).ok()?;
-        let bytes = fs::read(&path).ok()?;
-        if Digest::of(&bytes).to_hex() != sum.trim() {
+            checksum(&bytes)
+        };
+        if actual != sum.trim() {
             tracing::warn!(%digest, path = %path.display(), "artifact checksum mismatch; recompiling");
             return None;
         }
-        match write_atomic(
-            &self.tmp,
-            &self.sum_path(digest),
-            checksum(&bytes).as_bytes(),
-        ) {
-            Ok(()) => {
-                let _ = fs::remove_file(&legacy);
-            }
-            // Still usable; the next load checks it with SHA-256 again.
-            Err(e) => {
-                let e = CacheError::from(e);
-                tracing::warn!(%digest, error = %e, "cannot rewrite the artifact's checksum");
+        if is_legacy {
+            match write_atomic(
+                &self.tmp,
+                &self.sum_path(digest),
+                checksum(&bytes).as_bytes(),
+            ) {
+                Ok(()) => {
+                    let _ = fs::remove_file(&legacy);
+                }
+                // Still usable; the next load checks it with SHA-256 again.
+                Err(e) => {
+                    let e = CacheError::from(e);
+                    tracing::warn!(%digest, error = %e, "cannot rewrite the artifact's checksum");
+                }
             }
         }
         Some(path)

@@ -181,7 +181,7 @@ pub struct HostStats {
     pub artifact_misses: AtomicU64,
     /// Sandbox instances alive now (instance pool slots in use), counted by the sandbox.
     pub instances: std::sync::Arc<AtomicUsize>,
-    /// Long calls in the sandbox's long-call lane, counted by the lane.
+    /// The sandbox's long-call lane: calls running in it and waiting for it.
     pub long_calls: std::sync::Arc<crate::sandbox::LongCalls>,
 }
 
@@ -384,13 +384,13 @@ impl prometheus_client::collector::Collector for Scrape {
             &mut e,
             "fnhost_long_calls_running",
             "Calls past their first fuel slice running in the long-call lane now.",
-            &[(vec![], stats.long_calls.running.load(Relaxed) as i64)],
+            &[(vec![], stats.long_calls.running() as i64)],
         )?;
         gauge(
             &mut e,
             "fnhost_long_calls_waiting",
             "Long calls waiting for a place in the long-call lane now.",
-            &[(vec![], stats.long_calls.waiting.load(Relaxed) as i64)],
+            &[(vec![], stats.long_calls.waiting() as i64)],
         )?;
         let deploys: Vec<_> = stats
             .deploys()

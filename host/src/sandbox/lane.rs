@@ -29,47 +29,68 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// The lane threads' nice value (0 is the request workers'; 19 the lowest priority).
 pub const NICE: i32 = 10;
 
-/// The lane: its runtime (built on first use) and its permits.
+/// The lane: its runtime (built on first use) and its places.
 pub struct Lane {
     runtime: OnceLock<Option<Runtime>>,
+    calls: Arc<LongCalls>,
+}
+
+/// The lane's places: how many long calls may run at once, and how many are waiting for a
+/// place (both `/metrics` gauges).
+#[derive(Debug)]
+pub struct LongCalls {
     permits: Arc<Semaphore>,
     size: usize,
-    counts: Arc<LongCalls>,
+    waiting: AtomicUsize,
 }
 
-/// Long calls running in the lane and waiting for a place in it now (`/metrics` gauges).
-#[derive(Debug, Default)]
-pub struct LongCalls {
-    pub running: AtomicUsize,
-    pub waiting: AtomicUsize,
-}
+impl LongCalls {
+    fn new(size: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(size)),
+            size,
+            waiting: AtomicUsize::new(0),
+        }
+    }
 
-/// One long call counted in a [`LongCalls`] gauge for as long as it lives.
-struct Counted(Arc<LongCalls>, fn(&LongCalls) -> &AtomicUsize);
+    /// Long calls holding a place now.
+    pub fn running(&self) -> usize {
+        self.size - self.permits.available_permits()
+    }
 
-impl Counted {
-    fn new(counts: &Arc<LongCalls>, which: fn(&LongCalls) -> &AtomicUsize) -> Self {
-        which(counts).fetch_add(1, Relaxed);
-        Self(counts.clone(), which)
+    /// Long calls waiting for a place now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Relaxed)
     }
 }
 
-impl Drop for Counted {
+/// No places (for counters not tied to a sandbox).
+impl Default for LongCalls {
+    fn default() -> Self {
+        Self::new(0)
+    }
+}
+
+/// Counts one caller as waiting for as long as it lives (a wait given up included).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        (self.1)(&self.0).fetch_sub(1, Relaxed);
+        self.0.fetch_sub(1, Relaxed);
     }
-}
-
-/// A long call's place in the lane: hold it while the call runs.
-pub struct Admitted {
-    _permit: OwnedSemaphorePermit,
-    _running: Counted,
 }
 
 impl std::fmt::Debug for Lane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lane")
-            .field("permits", &self.size)
+            .field("permits", &self.calls.size)
             .finish_non_exhaustive()
     }
 }
@@ -80,39 +101,26 @@ impl Lane {
         let size = (slots as usize / 2).max(1);
         Self {
             runtime: OnceLock::new(),
-            permits: Arc::new(Semaphore::new(size)),
-            size,
-            counts: Arc::default(),
+            calls: Arc::new(LongCalls::new(size)),
         }
     }
 
-    /// The lane's gauges.
-    pub fn counts(&self) -> &Arc<LongCalls> {
-        &self.counts
+    /// The lane's places, running and waiting.
+    pub fn calls(&self) -> &Arc<LongCalls> {
+        &self.calls
     }
 
     /// How many long calls may run at once.
     #[cfg(test)]
     fn permits(&self) -> usize {
-        self.size
-    }
-
-    /// Long calls running now.
-    #[cfg(test)]
-    fn running(&self) -> usize {
-        self.size - self.permits.available_permits()
+        self.calls.size
     }
 
     /// Waits for a permit (the caller bounds the wait; a dropped wait stops counting as
     /// waiting). `None` only if the semaphore were closed, which it never is.
-    pub async fn admit(&self) -> Option<Admitted> {
-        let waiting = Counted::new(&self.counts, |c| &c.waiting);
-        let permit = self.permits.clone().acquire_owned().await.ok()?;
-        drop(waiting);
-        Some(Admitted {
-            _permit: permit,
-            _running: Counted::new(&self.counts, |c| &c.running),
-        })
+    pub async fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        let _waiting = Waiting::new(&self.calls.waiting);
+        self.calls.permits.clone().acquire_owned().await.ok()
     }
 
     /// Runs `job` on the lane and waits for it; the job is aborted if this future is dropped.
@@ -146,7 +154,7 @@ impl Lane {
                 tracing::info!(
                     threads,
                     nice = NICE,
-                    max_long_calls = self.size,
+                    max_long_calls = self.calls.size,
                     "starting the long-call lane"
                 );
                 tokio::runtime::Builder::new_multi_thread()
@@ -220,11 +228,7 @@ mod tests {
         assert_eq!(name.as_deref(), Some("fnhost-long"));
         let a = lane.admit().await.unwrap();
         let _b = lane.admit().await.unwrap();
-        assert_eq!(lane.running(), 2);
-        let gauges = |l: &Lane| {
-            let c = l.counts();
-            (c.running.load(Relaxed), c.waiting.load(Relaxed))
-        };
+        let gauges = |l: &Lane| (l.calls().running(), l.calls().waiting());
         assert_eq!(gauges(&lane), (2, 0));
         let third = tokio::time::timeout(std::time::Duration::from_millis(50), lane.admit());
         assert!(third.await.is_err(), "a third long call waits");

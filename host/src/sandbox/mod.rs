@@ -192,7 +192,7 @@ impl Sandbox {
 
     /// Long calls running in the long-call lane and waiting for it now.
     pub fn long_calls(&self) -> &Arc<LongCalls> {
-        self.lane.counts()
+        self.lane.calls()
     }
 
     /// Instances alive now (instance pool slots in use).
