@@ -91,13 +91,6 @@ fn invoke_keys_on_every_transport_with_good_missing_wrong_expired_and_out_of_sco
         &host,
         json!({"name": "m", "role": "invoke", "scope": ["math"]}),
     );
-    let soon =
-        humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(2))
-            .to_string();
-    let (_, expiring) = create_key(
-        &host,
-        json!({"name": "temp", "role": "invoke", "scope": ["billing"], "expires_at": soon}),
-    );
     // The last hex digit changed (never to itself: a key ending in 0 once made this "wrong"
     // key the good one, and the test fail one run in sixteen).
     let last = if good.ends_with('0') { '1' } else { '0' };
@@ -238,12 +231,21 @@ except xmlrpc.client.Fault as f:
     assert_eq!(auth_ok["result"]["key"], id.as_str());
     assert_eq!(ask(add.clone())["result"], 3);
 
-    // Expiry, then revocation: refused from the next request on, on every transport.
+    // Expiry, then revocation: refused from the next request on, on every transport. The
+    // expiring key is made just before its first use (made at the start, it once expired while
+    // the steps above ran on a loaded CI machine); the time is whole seconds, so it lives 2-3 s.
+    let soon =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(3))
+            .to_string();
+    let (_, expiring) = create_key(
+        &host,
+        json!({"name": "temp", "role": "invoke", "scope": ["billing"], "expires_at": soon}),
+    );
     assert_eq!(
         call(&host, Some(&expiring), "billing.add", json!([1, 1])).1["result"],
         2
     );
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(Duration::from_millis(3500));
     let (status, v) = call(&host, Some(&expiring), "billing.add", json!([1, 1]));
     assert_eq!(
         (status, v["error"]["data"]["reason"].as_str()),
